@@ -1,0 +1,355 @@
+"""Datasets of compositions with a property, their vector representations, normaliser and splits.
+
+>>> ds = load_mp_formation_energy()
+>>> len(ds.vocabulary), ds.x_bp().shape[1]
+(89, 147)
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Composition
+
+from stoichgen.composition import FormulaError, Vocabulary, fractions_matrix, parse_formula
+
+MP_FILE = "mp_formation_energy.csv.gz"
+DESCRIPTOR_FILE = "xenonpy_element_features.csv"
+DESCRIPTOR_SHA256 = "4bb9e660fe1ee6123fac014d77056ec6aad1b917c7c4ac6a5af006c3721983f7"
+PAPER_N_TEST = 5506
+Representation = Literal["b", "bp"]
+Errors = Literal["report", "raise"]
+
+
+class DataError(ValueError):
+    """A data file or row that cannot be used."""
+
+
+def _resource(name: str) -> Path:
+    return Path(str(resources.files("stoichgen") / "resources" / name))
+
+
+@cache
+def element_descriptors() -> pd.DataFrame:
+    """The 58 XenonPy elemental descriptors of 94 elements (H..Pu), indexed by symbol. Shape (94, 58)."""
+    return pd.read_csv(_resource(DESCRIPTOR_FILE), index_col="element")
+
+
+def descriptor_sha256() -> str:
+    return hashlib.sha256(_resource(DESCRIPTOR_FILE).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One skipped input row: its line in the file (the header is line 1), raw value and reason."""
+
+    line: int
+    raw: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.raw!r}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading a table read, skipped (with reasons) and de-duplicated."""
+
+    source: str
+    n_read: int
+    bad_rows: tuple[BadRow, ...]
+    n_duplicates: int
+
+    @property
+    def n_loaded(self) -> int:
+        return self.n_read - len(self.bad_rows) - self.n_duplicates
+
+    def summary(self) -> str:
+        lines = [
+            f"source: {self.source}",
+            f"rows read: {self.n_read}",
+            f"rows skipped: {len(self.bad_rows)}",
+            f"duplicates removed (same reduced formula, first kept): {self.n_duplicates}",
+            f"rows loaded: {self.n_loaded}",
+        ]
+        lines += [f"  skipped {bad}" for bad in self.bad_rows]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Compositions with one property each.
+
+    ``frame`` has columns ``line`` (line in the source file), ``formula`` (as written), ``composition``
+    (pymatgen ``Composition``), ``reduced_formula`` and ``property``. The vocabulary is fixed when the
+    dataset is loaded and kept by its splits, so every split of one file shares the same columns.
+    """
+
+    frame: pd.DataFrame
+    vocabulary: Vocabulary
+    report: LoadReport
+    property_name: str = "property"
+    description: str = ""
+    _x_b: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_x_b", fractions_matrix(list(self.frame["composition"]), self.vocabulary))
+        self._x_b.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def y(self) -> np.ndarray:
+        """The property, shape (N,)."""
+        return self.frame["property"].to_numpy(dtype=float)
+
+    @property
+    def compositions(self) -> list[Composition]:
+        return list(self.frame["composition"])
+
+    def x_b(self) -> np.ndarray:
+        """Atomic fractions over the vocabulary. Shape (N, V)."""
+        return self._x_b
+
+    def x_p(self) -> np.ndarray:
+        """Fraction-weighted mean of the 58 descriptors (paper Sec. 2). Shape (N, 58)."""
+        return self._x_b @ descriptor_matrix(self.vocabulary)
+
+    def x_bp(self) -> np.ndarray:
+        """[x^b, x^p]. Shape (N, V + 58)."""
+        return np.hstack([self._x_b, self.x_p()])
+
+    def features(self, representation: Representation) -> np.ndarray:
+        if representation == "b":
+            return self.x_b()
+        if representation == "bp":
+            return self.x_bp()
+        raise ValueError(f"unknown representation {representation!r}; expected 'b' or 'bp'")
+
+    def subset(self, mask: np.ndarray, description: str) -> Dataset:
+        return Dataset(
+            self.frame[np.asarray(mask)].reset_index(drop=True),
+            self.vocabulary,
+            self.report,
+            self.property_name,
+            description,
+        )
+
+    def random_split(self, seed: int = 0, n_test: int = PAPER_N_TEST) -> Split:
+        """The paper's random split: ``n_test`` test rows, the rest train (paper Sec. 5.1)."""
+        if not 0 < n_test < len(self):
+            raise DataError(f"n_test={n_test} must be between 1 and {len(self) - 1} for {len(self)} rows")
+        order = np.random.default_rng(seed).permutation(len(self))
+        is_test = np.zeros(len(self), dtype=bool)
+        is_test[order[:n_test]] = True
+        info = {"kind": "random", "seed": int(seed), "n_test": int(n_test)}
+        return Split(
+            self.subset(~is_test, f"random split seed {seed}: train"),
+            self.subset(is_test, f"random split seed {seed}: test"),
+            info,
+        )
+
+    def range_split(self, y_max: float) -> Split:
+        """Extrapolation split (paper Fig. 1B): train on property <= y_max, test on the rest."""
+        is_train = self.y <= y_max
+        if not is_train.any() or is_train.all():
+            raise DataError(f"y_max={y_max} leaves an empty train or test set")
+        info = {"kind": "range", "y_max": float(y_max)}
+        return Split(
+            self.subset(is_train, f"range split y <= {y_max}: train"),
+            self.subset(~is_train, f"range split y <= {y_max}: test"),
+            info,
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Dataset
+    test: Dataset
+    info: dict
+
+
+@cache
+def _descriptor_matrix(symbols: tuple[str, ...]) -> np.ndarray:
+    table = element_descriptors()
+    missing = [s for s in symbols if s not in table.index]
+    if missing:
+        raise DataError(f"elements {missing} have no descriptors in the XenonPy table (H..Pu)")
+    matrix = table.loc[list(symbols)].to_numpy(dtype=float)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def descriptor_matrix(vocab: Vocabulary) -> np.ndarray:
+    """Descriptor rows of the vocabulary's elements. Shape (V, 58)."""
+    return _descriptor_matrix(vocab.symbols)
+
+
+def _check_row(formula: object, value: object) -> tuple[Composition, float]:
+    if not isinstance(formula, str):
+        raise FormulaError("missing formula")
+    comp = parse_formula(formula)
+    absent = [el.symbol for el in comp if el.symbol not in element_descriptors().index]
+    if absent:
+        raise FormulaError(f"element {absent[0]!r} has no descriptors in the XenonPy table (H..Pu)")
+    text = "" if value is None else str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise FormulaError(f"property {text!r} is not a number") from None
+    if not np.isfinite(number):
+        raise FormulaError(f"property {text!r} is not a finite number")
+    return comp, number
+
+
+def _read_table(path: Path | str, source: str, composition_column: str, property_column: str) -> pd.DataFrame:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            # keep_default_na=False: the formula "NaN" is sodium nitride, not a missing value.
+            table = pd.read_csv(handle, dtype=str, keep_default_na=False, na_filter=False)
+    except FileNotFoundError:
+        raise DataError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{source}: is a directory, not a CSV file") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise DataError(f"{source}: cannot be read as CSV: {err}") from None
+    for column in (composition_column, property_column):
+        if column not in table.columns:
+            raise DataError(f"{source}: missing column {column!r}; columns are {list(table.columns)}")
+    if table.empty:
+        raise DataError(f"{source}: file has a header but no rows")
+    return table
+
+
+def load_csv(
+    path: Path | str,
+    composition_column: str = "composition",
+    property_column: str = "property",
+    errors: Errors = "report",
+    vocabulary: Vocabulary | None = None,
+) -> Dataset:
+    """Load a composition/property CSV.
+
+    Unusable rows are skipped and listed in ``dataset.report`` (``errors="report"``), or the first one
+    raises ``DataError`` (``errors="raise"``). Rows with the same reduced formula as an earlier row are
+    removed (first kept) and counted, as in the paper. ``vocabulary`` defaults to the elements present;
+    pass a model's vocabulary to refuse rows with other elements.
+    """
+    if errors not in ("report", "raise"):
+        raise ValueError(f"errors must be 'report' or 'raise', got {errors!r}")
+    source = str(path)
+    table = _read_table(path, source, composition_column, property_column)
+    lines, formulas, comps, values, bad = [], [], [], [], []
+    for offset, (formula, value) in enumerate(
+        zip(table[composition_column], table[property_column], strict=True)
+    ):
+        line = offset + 2  # the header is line 1
+        try:
+            comp, number = _check_row(formula, value)
+            if vocabulary is not None:
+                outside = [el.symbol for el in comp if el.symbol not in vocabulary]
+                if outside:
+                    raise FormulaError(f"element {outside[0]!r} is not in the model's vocabulary")
+        except FormulaError as err:
+            if errors == "raise":
+                raise DataError(f"{source}: line {line}: {formula!r}: {err}") from None
+            bad.append(BadRow(line, str(formula), str(err)))
+            continue
+        lines.append(line)
+        formulas.append(formula)
+        comps.append(comp)
+        values.append(number)
+    with warnings.catch_warnings():
+        # pymatgen warns that noble gases have no Pauling electronegativity while ordering formulas.
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        reduced = [c.reduced_formula for c in comps]
+    frame = pd.DataFrame(
+        {
+            "line": lines,
+            "formula": formulas,
+            "composition": comps,
+            "reduced_formula": reduced,
+            "property": values,
+        }
+    )
+    duplicated = frame["reduced_formula"].duplicated(keep="first").to_numpy()
+    frame = frame[~duplicated].reset_index(drop=True)
+    report = LoadReport(source, len(table), tuple(bad), int(duplicated.sum()))
+    if frame.empty:
+        raise DataError(f"{source}: no usable rows\n{report.summary()}")
+    vocab = vocabulary or Vocabulary.from_compositions(frame["composition"])
+    return Dataset(frame, vocab, report, property_column, source)
+
+
+@cache
+def _load_mp() -> Dataset:
+    return load_csv(_resource(MP_FILE), composition_column="Composition", property_column="FormationEnergy")
+
+
+def load_mp_formation_energy() -> Dataset:
+    """The paper's Materials Project set: compositions and formation energy (eV/atom), bundled.
+
+    Source: ``inputs/training.csv`` of yoshihidesawada/CompGAN (MIT licence, (c) 2019 Yoshihide Sawada).
+    Cached: the returned dataset is immutable.
+    """
+    return _load_mp()
+
+
+@dataclass(frozen=True)
+class MinMaxNormaliser:
+    """Per-column (x - min) / (max - min) (paper Sec. 5.2); constant columns map to 0.
+
+    >>> norm = MinMaxNormaliser.fit(np.array([[0.0, 2.0], [1.0, 4.0]]))
+    >>> norm.transform(np.array([[0.5, 3.0]])).tolist()
+    [[0.5, 0.5]]
+    """
+
+    minimum: tuple[float, ...]
+    maximum: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> MinMaxNormaliser:
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"fit needs a non-empty (N, D) matrix, got shape {x.shape}")
+        return cls(tuple(x.min(axis=0).tolist()), tuple(x.max(axis=0).tolist()))
+
+    @property
+    def _scale(self) -> np.ndarray:
+        span = np.asarray(self.maximum) - np.asarray(self.minimum)
+        return np.where(span > 0, span, 1.0)
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if x.shape[-1] != len(self.minimum):
+            raise ValueError(f"expected {len(self.minimum)} columns, got {x.shape[-1]}")
+        return x
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (self._check(x) - np.asarray(self.minimum)) / self._scale
+
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        return self._check(x) * self._scale + np.asarray(self.minimum)
+
+    def state_dict(self) -> dict[str, list[float]]:
+        """Plain lists of floats, so a checkpoint holding it loads with ``weights_only=True``."""
+        return {"minimum": list(self.minimum), "maximum": list(self.maximum)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, list[float]]) -> MinMaxNormaliser:
+        if set(state) != {"minimum", "maximum"} or len(state["minimum"]) != len(state["maximum"]):
+            raise ValueError(f"not a MinMaxNormaliser state: keys {sorted(state)}")
+        return cls(tuple(map(float, state["minimum"])), tuple(map(float, state["maximum"])))
