@@ -2,6 +2,7 @@
 
 stoichgen data info                      # the bundled Materials Project set
 stoichgen data info --csv my.csv --composition-column formula --property-column band_gap
+stoichgen train --model cgan --repr bp --out runs/cgan-bp
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from stoichgen.data import DataError, Dataset, load_csv, load_mp_formation_energy
+from stoichgen.train import DataSource, TrainError, train
 
 
 class CliError(Exception):
@@ -41,6 +44,30 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    data = None
+    if args.csv is not None:
+        data = DataSource(str(Path(args.csv).resolve()), args.composition_column, args.property_column)
+    result = train(
+        args.model,
+        args.repr,
+        args.out,
+        preset=args.preset,
+        data=data,
+        steps=args.steps,
+        minutes=args.minutes,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        device=args.device,
+        compile=False if args.no_compile else None,
+        resume=args.resume,
+        force=args.force,
+    )
+    losses = " ".join(f"{k}={v:.4g}" for k, v in result.last_losses.items())
+    print(f"trained {result.steps} steps in {result.elapsed_s:.0f} s -> {result.run_dir}  {losses}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stoichgen",
@@ -52,6 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_commands.add_parser("info", help="row count, elements, property range, bad-row report")
     _add_data_source(info)
     info.set_defaults(handler=_data_info)
+
+    tr = commands.add_parser("train", help="train a CondGAN, CondVAE or DNN into a run directory")
+    tr.add_argument("--model", required=True, choices=["cgan", "cvae", "dnn"])
+    tr.add_argument("--repr", required=True, choices=["b", "bp"], help="x^b or x^bp = [x^b, x^p]")
+    tr.add_argument("--out", required=True, metavar="RUN_DIR")
+    _add_data_source(tr)
+    tr.add_argument("--preset", default="default", choices=["default", "paper"])
+    budget = tr.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="generator steps (GAN) or optimiser steps")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget instead of steps")
+    tr.add_argument("--seed", type=int, help="weights and sampling seed (default 0)")
+    tr.add_argument("--split-seed", type=int, help="seed of the paper's random split (default 0)")
+    tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    tr.add_argument("--no-compile", action="store_true", help="plain eager PyTorch (slower GAN training)")
+    again = tr.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    again.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
+    tr.set_defaults(handler=_train)
     return parser
 
 
@@ -60,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (DataError, CliError) as err:
+    except (DataError, TrainError, CliError) as err:
         print(f"stoichgen: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,662 @@
+"""Training runs: data preparation, the training loops, checkpoints, resumption.
+
+A run directory holds ``checkpoint.pt`` (everything needed to sample or resume; loadable with
+``torch.load(..., weights_only=True)``), ``config.json`` and ``losses.jsonl``.
+
+>>> run = train("cgan", "bp", out="runs/cgan-bp", steps=2000)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, grad
+
+from stoichgen.composition import Vocabulary
+from stoichgen.data import PAPER_N_TEST, Dataset, MinMaxNormaliser, Split, load_csv, load_mp_formation_energy
+from stoichgen.models import (
+    DNN,
+    MODEL_CLASSES,
+    CondGAN,
+    CondGANConfig,
+    CondVAE,
+    CondVAEConfig,
+    DNNConfig,
+)
+
+FORMAT_VERSION = 1
+CHECKPOINT = "checkpoint.pt"
+MODEL_NAMES = {"cgan": "CondGAN", "cvae": "CondVAE", "dnn": "DNN"}
+ModelName = Literal["cgan", "cvae", "dnn"]
+
+
+class TrainError(ValueError):
+    """A training request or a checkpoint that cannot be used."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train. ``preset="paper"`` is the paper's / authors' settings; ``"default"`` is tuned to reach
+    the paper's quality on a 2-core CPU in minutes (see README: what differs and why)."""
+
+    model: ModelName
+    representation: Literal["b", "bp"]
+    preset: Literal["default", "paper"] = "default"
+    steps: int | None = None  # generator steps for the GAN, optimiser steps otherwise
+    minutes: float | None = None
+    batch_size: int = 256
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    n_critic: int = 5
+    hidden: tuple[int, ...] | None = None  # generator / decoder hidden sizes; critic reversed
+    seed: int = 0
+    split_seed: int = 0
+    checkpoint_every_s: float = 60.0
+    log_every: int = 100
+    compile: bool = True
+    device: str = "auto"
+
+
+PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    # the paper / authors' code
+    ("cgan", "paper"): {"lr": 1e-4, "betas": (0.0, 0.9), "n_critic": 5, "steps": 8_600_000},
+    ("cvae", "paper"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 8_600_000},
+    ("dnn", "paper"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 8_600_000},
+    # tuned for a CPU budget
+    ("cgan", "default"): {"lr": 1e-3, "betas": (0.0, 0.9), "n_critic": 5, "steps": 60_000},
+    ("cvae", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
+    ("dnn", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
+}
+
+
+def make_options(model: str, representation: str, preset: str = "default", **overrides: Any) -> TrainOptions:
+    """Options from a preset, with explicit (non-None) overrides on top."""
+    if model not in MODEL_NAMES:
+        raise TrainError(f"unknown model {model!r}; expected one of {sorted(MODEL_NAMES)}")
+    if representation not in ("b", "bp"):
+        raise TrainError(f"unknown representation {representation!r}; expected 'b' or 'bp'")
+    if preset not in ("default", "paper"):
+        raise TrainError(f"unknown preset {preset!r}; expected 'default' or 'paper'")
+    values = dict(PRESETS[(model, preset)])
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "minutes" in given and "steps" not in given:
+        values.pop("steps")
+    values.update(given)
+    options = TrainOptions(model=model, representation=representation, preset=preset, **values)
+    if options.steps is not None and options.steps <= 0:
+        raise TrainError(f"--steps must be positive, got {options.steps}")
+    if options.minutes is not None and options.minutes <= 0:
+        raise TrainError(f"--minutes must be positive, got {options.minutes}")
+    return options
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda was asked for but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise TrainError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the training data came from, so a run can be resumed or evaluated on the same data."""
+
+    csv: str | None = None
+    composition_column: str = "composition"
+    property_column: str = "property"
+
+    def load(self, vocabulary: Vocabulary | None = None) -> Dataset:
+        if self.csv is None:
+            return load_mp_formation_energy()
+        return load_csv(self.csv, self.composition_column, self.property_column, vocabulary=vocabulary)
+
+
+def split_dataset(dataset: Dataset, split_seed: int) -> Split:
+    """The paper's random split for the MP set (5,506 test); the same test share for other data."""
+    n_test = PAPER_N_TEST if len(dataset) > 2 * PAPER_N_TEST else max(1, round(len(dataset) * 5506 / 49546))
+    return dataset.random_split(split_seed, n_test)
+
+
+@dataclass
+class Prepared:
+    """Tensors and normalisers for training, fixed by the data and the split."""
+
+    x: torch.Tensor  # (N, D) normalised features of the train split
+    y: torch.Tensor  # (N, 1) normalised property
+    normaliser: MinMaxNormaliser
+    property_normaliser: MinMaxNormaliser
+    vocabulary: Vocabulary
+    split: Split
+
+
+def prepare(dataset: Dataset, representation: str, split_seed: int) -> Prepared:
+    split = split_dataset(dataset, split_seed)
+    features = split.train.features(representation)  # (N, D)
+    normaliser = MinMaxNormaliser.fit(features)
+    property_normaliser = MinMaxNormaliser.fit(split.train.y[:, None])
+    x = torch.tensor(normaliser.transform(features), dtype=torch.float32)
+    y = torch.tensor(property_normaliser.transform(split.train.y[:, None]), dtype=torch.float32)
+    return Prepared(x, y, normaliser, property_normaliser, dataset.vocabulary, split)
+
+
+def build_model(options: TrainOptions, x_dim: int) -> nn.Module:
+    hidden = options.hidden
+    if options.model == "cgan":
+        config = CondGANConfig(x_dim=x_dim)
+        if hidden:
+            config = replace(config, generator_hidden=hidden, critic_hidden=tuple(reversed(hidden)))
+        return CondGAN(config)
+    if options.model == "cvae":
+        config = CondVAEConfig(x_dim=x_dim)
+        if hidden:
+            config = replace(config, decoder_hidden=hidden, encoder_hidden=tuple(reversed(hidden)))
+        return CondVAE(config)
+    config = DNNConfig(x_dim=x_dim)
+    if hidden:
+        config = replace(config, hidden=tuple(reversed(hidden)))
+    return DNN(config)
+
+
+# --- the GAN step: 5 critic steps and one generator step as one pure function ----------------------------
+
+
+class _Objective(nn.Module):
+    """Calls one of the GAN's loss methods, so ``torch.func`` can differentiate it in given weights."""
+
+    def __init__(self, gan: CondGAN, method: str) -> None:
+        super().__init__()
+        self.gan = gan
+        self.method = method
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return getattr(self.gan, self.method)(*tensors)
+
+
+def adam_update(
+    params: dict[str, torch.Tensor],
+    grads: dict[str, torch.Tensor],
+    state: dict[str, dict[str, torch.Tensor]],
+    t: torch.Tensor,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float = 1e-8,
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """One step of Adam (as ``torch.optim.Adam``), functional; ``t`` is the 1-based step number."""
+    b1, b2 = betas
+    new_params, new_m, new_v = {}, {}, {}
+    for name, p in params.items():
+        m = b1 * state["m"][name] + (1 - b1) * grads[name]
+        v = b2 * state["v"][name] + (1 - b2) * grads[name] * grads[name]
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        new_params[name] = p - lr * m_hat / (v_hat.sqrt() + eps)
+        new_m[name], new_v[name] = m, v
+    return new_params, {"m": new_m, "v": new_v}
+
+
+class GANStepper:
+    """Runs the authors' update (n_critic critic steps, then one generator step) as one pure function of
+    the weights, so that ``torch.compile`` can fuse it into a few kernels: the Python overhead of many
+    tiny layers, not arithmetic, bounds an eager loop on a CPU."""
+
+    def __init__(self, gan: CondGAN, options: TrainOptions, device: torch.device) -> None:
+        self.gan = gan
+        self.options = options
+        self.critic_objective = _Objective(gan, "critic_loss")
+        self.generator_objective = _Objective(gan, "generator_loss")
+        named = {f"gan.{k}": v.detach().to(device).clone() for k, v in gan.named_parameters()}
+        self.critic_params = {k: v for k, v in named.items() if k.startswith("gan.critic.")}
+        self.generator_params = {k: v for k, v in named.items() if k.startswith("gan.generator.")}
+        self.critic_state = {"m": _zeros(self.critic_params), "v": _zeros(self.critic_params)}
+        self.generator_state = {"m": _zeros(self.generator_params), "v": _zeros(self.generator_params)}
+        self.step_fn: Callable = self._step
+        if options.compile:
+            self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
+
+    def _critic_loss(self, critic_params, generator_params, real, y, z, eps):
+        return functional_call(
+            self.critic_objective, {**critic_params, **generator_params}, (real, y, z, eps)
+        )
+
+    def _generator_loss(self, generator_params, critic_params, y, z):
+        return functional_call(self.generator_objective, {**critic_params, **generator_params}, (y, z))
+
+    def _step(self, critic_params, generator_params, critic_state, generator_state, t_critic, t_generator,
+              real, y, z, eps):  # fmt: skip
+        """real (C, B, D), y (C, B, 1), z (C + 1, B, Z), eps (C, B, 1) for C = n_critic."""
+        lr, betas = self.options.lr, self.options.betas
+        for k in range(real.shape[0]):
+            grads, critic_logs = grad(self._critic_loss, has_aux=True)(
+                critic_params, generator_params, real[k], y[k], z[k], eps[k]
+            )
+            critic_params, critic_state = adam_update(
+                critic_params, grads, critic_state, t_critic + k + 1, lr, betas
+            )
+        grads, generator_logs = grad(self._generator_loss, has_aux=True)(
+            generator_params, critic_params, y[-1], z[-1]
+        )
+        generator_params, generator_state = adam_update(
+            generator_params, grads, generator_state, t_generator + 1, lr, betas
+        )
+        return (
+            critic_params,
+            generator_params,
+            critic_state,
+            generator_state,
+            {**critic_logs, **generator_logs},
+        )
+
+    def step(
+        self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, eps: torch.Tensor, step: int
+    ) -> dict:
+        c = real.shape[0]
+        t_critic = torch.tensor(float(step * c), device=real.device)
+        t_generator = torch.tensor(float(step), device=real.device)
+        out = self.step_fn(
+            self.critic_params, self.generator_params, self.critic_state, self.generator_state,
+            t_critic, t_generator, real, y, z, eps,
+        )  # fmt: skip
+        self.critic_params, self.generator_params, self.critic_state, self.generator_state, logs = out
+        return logs
+
+    def sync_to_model(self) -> None:
+        with torch.no_grad():
+            for name, p in self.gan.named_parameters():
+                source = {**self.critic_params, **self.generator_params}[f"gan.{name}"]
+                p.copy_(source.to(p.device))
+
+    def optimizer_state(self) -> dict:
+        return {
+            "critic": {k: {n: t.cpu() for n, t in v.items()} for k, v in self.critic_state.items()},
+            "generator": {k: {n: t.cpu() for n, t in v.items()} for k, v in self.generator_state.items()},
+        }
+
+    def load(self, state_dict: dict[str, torch.Tensor], optimizer: dict, device: torch.device) -> None:
+        self.critic_params = {k: state_dict[k[len("gan.") :]].to(device).clone() for k in self.critic_params}
+        self.generator_params = {
+            k: state_dict[k[len("gan.") :]].to(device).clone() for k in self.generator_params
+        }
+        self.critic_state = {
+            k: {n: t.to(device) for n, t in v.items()} for k, v in optimizer["critic"].items()
+        }
+        self.generator_state = {
+            k: {n: t.to(device) for n, t in v.items()} for k, v in optimizer["generator"].items()
+        }
+
+
+def _zeros(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: torch.zeros_like(v) for k, v in params.items()}
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    _atomic_write_bytes(path, lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(path: Path | str) -> dict:
+    """Read and validate a checkpoint file (``weights_only=True``: no code runs on load)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise TrainError(f"no checkpoint at {str(path)!r}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise TrainError(
+            f"checkpoint {str(path)!r} is corrupt or not a stoichgen checkpoint: {err}"
+        ) from None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise TrainError(f"checkpoint {str(path)!r} is not a stoichgen checkpoint")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise TrainError(
+            f"checkpoint {str(path)!r} has format version {payload['format_version']}; "
+            f"this stoichgen reads version {FORMAT_VERSION}"
+        )
+    if payload.get("model_class") not in MODEL_CLASSES:
+        raise TrainError(f"checkpoint {str(path)!r} has unknown model class {payload.get('model_class')!r}")
+    return payload
+
+
+def model_from_checkpoint(payload: dict) -> nn.Module:
+    model_class, config_class = MODEL_CLASSES[payload["model_class"]]
+    config = config_class(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in payload["model_config"].items()}
+    )
+    model = model_class(config)
+    model.load_state_dict(payload["state_dict"], strict=True)
+    return model.eval()
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    elapsed_s: float
+    model: nn.Module
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+
+class _Progress:
+    """A tqdm bar on a terminal; plain periodic lines otherwise (logs, CI)."""
+
+    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.last_print = time.monotonic()
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+    def update(self, step: int, n: int, losses: dict[str, float], elapsed: float, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+        elif time.monotonic() - self.last_print > 10:
+            self.last_print = time.monotonic()
+            rate = step / elapsed if elapsed > 0 else 0.0
+            eta = f", eta {(total - step) / rate:.0f}s" if total and rate else ""
+            text = " ".join(f"{k}={v:.4g}" for k, v in losses.items())
+            print(
+                f"step {step}{'/' + str(total) if total else ''} ({rate:.0f}/s{eta}) {text}", file=sys.stderr
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _prepare_run_dir(out: Path, resume: bool, force: bool) -> bool:
+    """Returns True when an existing run should be resumed."""
+    if out.exists() and not out.is_dir():
+        raise TrainError(f"run directory {str(out)!r} exists and is not a directory")
+    existing = out.is_dir() and any(out.iterdir())
+    if resume:
+        if not (out / CHECKPOINT).is_file():
+            raise TrainError(f"--resume: no checkpoint in {str(out)!r}")
+        return True
+    if existing and not force:
+        raise TrainError(f"run directory {str(out)!r} is not empty; pass --resume to continue it or --force")
+    if existing and force:
+        for name in (CHECKPOINT, "config.json", "losses.jsonl"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def train(
+    model: str,
+    representation: str,
+    out: Path | str,
+    *,
+    preset: str = "default",
+    data: DataSource | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    seed: int | None = None,
+    split_seed: int | None = None,
+    device: str | None = None,
+    compile: bool | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> RunResult:
+    """Train one model into the run directory ``out`` and return it.
+
+    ``steps`` counts generator steps for the GAN (each with ``n_critic`` critic steps) and optimiser steps
+    for the CondVAE and DNN. With ``resume=True`` the run continues from its last checkpoint, with the
+    options stored in it, to the same weights an uninterrupted run would reach.
+    """
+    out = Path(out)
+    resuming = _prepare_run_dir(out, resume, force)
+    payload = load_checkpoint(out / CHECKPOINT) if resuming else None
+    if payload is not None:
+        stored = payload["train"]
+        stored["betas"] = tuple(stored["betas"])
+        stored["hidden"] = tuple(stored["hidden"]) if stored["hidden"] else None
+        options = TrainOptions(**stored)
+        if steps is not None or minutes is not None:  # a resumed run may be given a new budget
+            options = replace(options, steps=steps, minutes=minutes)
+        data = DataSource(**payload["data"])
+    else:
+        options = make_options(
+            model, representation, preset, steps=steps, minutes=minutes, seed=seed, split_seed=split_seed,
+            device=device, compile=compile, **overrides,
+        )  # fmt: skip
+        data = data or DataSource()
+    dev = resolve_device(options.device)
+    dataset = data.load()
+    prepared = prepare(dataset, options.representation, options.split_seed)
+    if payload is not None and tuple(payload["vocabulary"]) != prepared.vocabulary.symbols:
+        raise TrainError(
+            f"checkpoint in {str(out)!r} was trained on a different element vocabulary "
+            f"({len(payload['vocabulary'])} elements) than the data ({len(prepared.vocabulary)} elements)"
+        )
+    if len(prepared.x) < options.batch_size:
+        raise TrainError(
+            f"the training split has {len(prepared.x)} rows, fewer than one batch of {options.batch_size}"
+        )
+    torch.manual_seed(options.seed)
+    net = build_model(options, prepared.x.shape[1])
+    if payload is not None:
+        net.load_state_dict(payload["state_dict"], strict=True)
+    net.to(dev)
+    if payload is None:
+        atomic_write_text(
+            out / "config.json", json.dumps(_describe(options, data, prepared, net), indent=2) + "\n"
+        )
+    loop = _GANLoop if options.model == "cgan" else _SimpleLoop
+    return loop(net, options, prepared, data, out, dev, payload, progress).run()
+
+
+def _describe(options: TrainOptions, data: DataSource, prepared: Prepared, net: nn.Module) -> dict:
+    return {
+        "train": asdict(options),
+        "data": asdict(data),
+        "model_class": type(net).__name__,
+        "model_config": asdict(net.config),
+        "split": prepared.split.info,
+        "n_train": len(prepared.split.train),
+        "n_test": len(prepared.split.test),
+        "n_elements": len(prepared.vocabulary),
+        "x_dim": int(prepared.x.shape[1]),
+    }
+
+
+class _Loop:
+    """What both loops share: budget, RNG, logging, periodic atomic checkpoints and resumption."""
+
+    def __init__(self, net, options, prepared, data, out, device, payload, progress) -> None:  # noqa: PLR0913
+        self.net, self.options, self.prepared, self.data = net, options, prepared, data
+        self.out, self.device = out, device
+        self.rng = torch.Generator().manual_seed(options.seed)
+        self.step = 0
+        self.elapsed_before = 0.0
+        self.progress_enabled = progress
+        self.x = prepared.x.to(device)
+        self.y = prepared.y.to(device)
+        if payload is not None:
+            self.step = payload["progress"]["step"]
+            self.elapsed_before = payload["progress"]["elapsed_s"]
+            self.rng.set_state(payload["rng"])
+        self.log_path = out / "losses.jsonl"
+        self._trim_log()
+
+    def _trim_log(self) -> None:
+        """Drop log lines written after the checkpoint, so a resumed log equals an uninterrupted one."""
+        if not self.log_path.exists():
+            return
+        kept = [
+            line
+            for line in self.log_path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= self.step
+        ]
+        atomic_write_text(self.log_path, "".join(line + "\n" for line in kept))
+
+    def batch_indices(self, *shape: int) -> torch.Tensor:
+        return torch.randint(0, len(self.x), shape, generator=self.rng).to(self.device)
+
+    def uniform(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.rng).to(self.device)
+
+    def normal(self, *shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=self.rng).to(self.device)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def optimizer_state(self) -> dict:
+        raise NotImplementedError
+
+    def sync_to_model(self) -> None:
+        """Make ``self.net`` hold the current weights."""
+
+    def checkpoint(self, elapsed: float) -> None:
+        self.sync_to_model()
+        p = self.prepared
+        payload = {
+            "format_version": FORMAT_VERSION,
+            "model_class": type(self.net).__name__,
+            "model_config": asdict(self.net.config),
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "normaliser": p.normaliser.state_dict(),
+            "property_normaliser": p.property_normaliser.state_dict(),
+            "property_name": p.split.train.property_name,
+            "vocabulary": list(p.vocabulary.symbols),
+            "representation": self.options.representation,
+            "split": dict(p.split.info),
+            "data": asdict(self.data),
+            "train": asdict(self.options),
+            "progress": {"step": self.step, "elapsed_s": elapsed},
+            "optimizer": self.optimizer_state(),
+            "rng": self.rng.get_state(),
+        }
+        save_checkpoint(self.out / CHECKPOINT, payload)
+
+    def run(self) -> RunResult:
+        o = self.options
+        total = o.steps
+        budget_s = o.minutes * 60 if o.minutes is not None else math.inf
+        start = time.monotonic()
+        last_checkpoint = start
+        bar = _Progress(total, self.step, self.progress_enabled)
+        logs: dict[str, float] = {}
+        pending: list[dict[str, torch.Tensor]] = []
+        with self.log_path.open("a") as log:
+            while (
+                total is None or self.step < total
+            ) and self.elapsed_before + time.monotonic() - start < budget_s:
+                pending.append(self.train_step())
+                self.step += 1
+                if self.step % o.log_every == 0 or self.step == total:
+                    # one sync per log line: reading a loss forces the device to finish
+                    logs = {k: float(torch.stack([p[k] for p in pending]).mean()) for k in pending[0]}
+                    pending.clear()
+                    elapsed = self.elapsed_before + time.monotonic() - start
+                    log.write(json.dumps({"step": self.step, "elapsed_s": round(elapsed, 3), **logs}) + "\n")
+                    log.flush()
+                    bar.update(self.step, o.log_every, logs, elapsed, total)
+                    if time.monotonic() - last_checkpoint > o.checkpoint_every_s:
+                        self.checkpoint(elapsed)
+                        last_checkpoint = time.monotonic()
+        bar.close()
+        elapsed = self.elapsed_before + time.monotonic() - start
+        self.checkpoint(elapsed)
+        return RunResult(self.out, self.step, elapsed, self.net.cpu().eval(), logs)
+
+
+class _GANLoop(_Loop):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.stepper = GANStepper(self.net, self.options, self.device)
+        payload = args[6]
+        if payload is not None:
+            self.stepper.load(payload["state_dict"], payload["optimizer"], self.device)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        c, b, z_dim = self.options.n_critic, self.options.batch_size, self.net.config.z_dim
+        idx = self.batch_indices(c, b)  # (C, B)
+        z = self.uniform(c + 1, b, z_dim) * 2 - 1  # (C + 1, B, Z) ~ U(-1, 1)
+        eps = self.uniform(c, b, 1)  # (C, B, 1) ~ U[0, 1]
+        return self.stepper.step(self.x[idx], self.y[idx], z, eps, self.step)
+
+    def optimizer_state(self) -> dict:
+        return self.stepper.optimizer_state()
+
+    def sync_to_model(self) -> None:
+        self.stepper.sync_to_model()
+
+
+class _SimpleLoop(_Loop):
+    """CondVAE and DNN: a plain loop with ``torch.optim.Adam``."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.options.lr, betas=self.options.betas)
+        payload = args[6]
+        if payload is not None:
+            self.optimizer.load_state_dict(payload["optimizer"])
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        idx = self.batch_indices(self.options.batch_size)  # (B,)
+        x, y = self.x[idx], self.y[idx]  # (B, D), (B, 1)
+        if isinstance(self.net, CondVAE):
+            loss, logs = self.net.loss(x, y, self.normal(len(idx), self.net.config.z_dim))
+        else:
+            loss, logs = self.net.loss(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
+
+    def optimizer_state(self) -> dict:
+        return self.optimizer.state_dict()
+
+
+def predictor_mae(net: nn.Module, dataset: Dataset, payload: dict) -> np.ndarray:
+    """Absolute errors of a trained model's property prediction on ``dataset`` (eV/atom for the MP set)."""
+    normaliser = MinMaxNormaliser.from_state_dict(payload["normaliser"])
+    y_norm = MinMaxNormaliser.from_state_dict(payload["property_normaliser"])
+    x = torch.tensor(normaliser.transform(dataset.features(payload["representation"])), dtype=torch.float32)
+    with torch.no_grad():
+        pred = net.predict(x).numpy()  # (N, 1)
+    return np.abs(y_norm.inverse_transform(pred)[:, 0] - dataset.y)

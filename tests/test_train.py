@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stoichgen.cli import main
+from stoichgen.data import load_mp_formation_energy
+from stoichgen.train import (
+    CHECKPOINT,
+    FORMAT_VERSION,
+    DataSource,
+    TrainError,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    """600 real MP rows: enough for a 64-row batch after the split, fast to load."""
+    frame = load_mp_formation_energy().frame.iloc[:600]
+    path = tmp_path_factory.mktemp("data") / "small.csv"
+    frame[["formula", "property"]].rename(columns={"formula": "composition"}).to_csv(path, index=False)
+    return path
+
+
+def _train(small_csv, out, model="cgan", **kw):
+    kw.setdefault("steps", 6)
+    return train(
+        model, "bp", out, data=DataSource(str(small_csv)), compile=False, batch_size=64, log_every=2,
+        progress=False, **kw,
+    )  # fmt: skip
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir)["state_dict"]
+
+
+@pytest.mark.parametrize("model", ["cgan", "cvae", "dnn"])
+def test_run_dir_contents_and_reload(small_csv, tmp_path, model):
+    result = _train(small_csv, tmp_path / "run", model)
+    assert result.steps == 6
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {CHECKPOINT, "config.json", "losses.jsonl"} <= files
+    payload = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    assert payload["format_version"] == FORMAT_VERSION
+    assert payload["representation"] == "bp"
+    assert len(payload["vocabulary"]) + 58 == payload["model_config"]["x_dim"]
+    assert payload["split"]["kind"] == "random"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["model"] == model
+    assert [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()
+    ] == [
+        2,
+        4,
+        6,
+    ]
+    reloaded = model_from_checkpoint(payload)
+    x = torch.rand(5, payload["model_config"]["x_dim"])
+    y = torch.rand(5, 1)
+    with torch.no_grad():
+        if model == "dnn":
+            torch.testing.assert_close(reloaded.predict(x), result.model.predict(x), rtol=0, atol=0)
+        else:
+            z = torch.rand(5, 10)
+            torch.testing.assert_close(reloaded.generate(y, z), result.model.generate(y, z), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model", ["cgan", "cvae"])
+def test_same_seed_same_weights(small_csv, tmp_path, model):
+    _train(small_csv, tmp_path / "a", model)
+    _train(small_csv, tmp_path / "b", model)
+    _train(small_csv, tmp_path / "c", model, seed=1)
+    a, b, c = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("model", ["cgan", "dnn"])
+def test_resume_equals_uninterrupted(small_csv, tmp_path, model):
+    _train(small_csv, tmp_path / "whole", model, steps=8)
+    _train(small_csv, tmp_path / "parts", model, steps=4)
+    resumed = train(model, "bp", tmp_path / "parts", resume=True, steps=8, progress=False)
+    assert resumed.steps == 8
+    whole, parts = _weights(tmp_path / "whole"), _weights(tmp_path / "parts")
+    assert all(torch.equal(whole[k], parts[k]) for k in whole)
+
+    def losses(run):
+        rows = [json.loads(line) for line in (tmp_path / run / "losses.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in rows]
+
+    assert losses("whole") == losses("parts")
+
+
+def test_resume_trims_log_written_after_checkpoint(small_csv, tmp_path):
+    _train(small_csv, tmp_path / "run", steps=4)
+    with (tmp_path / "run" / "losses.jsonl").open("a") as log:  # as if killed after a later log line
+        log.write(json.dumps({"step": 6, "elapsed_s": 1.0, "gp": 0.0}) + "\n")
+    train("cgan", "bp", tmp_path / "run", resume=True, steps=6, progress=False)
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "run" / "losses.jsonl").read_text().splitlines()
+    ]
+    assert steps == [2, 4, 6]
+
+
+def test_non_empty_run_dir_refused_without_resume_or_force(small_csv, tmp_path):
+    _train(small_csv, tmp_path / "run")
+    before = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    with pytest.raises(TrainError, match="not empty"):
+        _train(small_csv, tmp_path / "run")
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
+    _train(small_csv, tmp_path / "run", force=True, seed=3)
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() != before
+
+
+def test_fewer_rows_than_a_batch(small_csv, tmp_path):
+    with pytest.raises(TrainError, match="fewer than one batch of 1000"):
+        train("dnn", "b", tmp_path / "run", data=DataSource(str(small_csv)), batch_size=1000, steps=1)
+
+
+def test_bad_checkpoints(small_csv, tmp_path):
+    _train(small_csv, tmp_path / "run")
+    path = tmp_path / "run" / CHECKPOINT
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "v99.pt")
+    with pytest.raises(TrainError, match="format version 99"):
+        load_checkpoint(tmp_path / "v99.pt")
+    (tmp_path / "corrupt.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(TrainError, match="corrupt"):
+        load_checkpoint(tmp_path / "corrupt.pt")
+    with pytest.raises(TrainError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_resume_on_other_vocabulary_refused(small_csv, tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text(small_csv.read_text())
+    _train(csv, tmp_path / "run")
+    before = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    csv.write_text(small_csv.read_text() + "XeF2,-1.0\nKrF2,-0.5\n")
+    with pytest.raises(TrainError, match="different element vocabulary"):
+        train("cgan", "bp", tmp_path / "run", resume=True, steps=10, progress=False)
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
+
+
+def test_unknown_model_and_repr(tmp_path):
+    with pytest.raises(TrainError, match="unknown model 'gan'"):
+        train("gan", "bp", tmp_path / "a")
+    with pytest.raises(TrainError, match="unknown representation 'p'"):
+        train("cgan", "p", tmp_path / "b")
+
+
+def test_cli_train_in_process(small_csv, tmp_path, capsys):
+    args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "3"]
+    args += ["--out", str(tmp_path / "run"), "--no-compile", "--composition-column", "composition"]
+    assert main(args) == 0
+    assert "trained 3 steps" in capsys.readouterr().out
+    assert main(args) == 2  # non-empty run dir
+    assert "not empty" in capsys.readouterr().err
+    assert main([*args, "--resume", "--steps", "5"]) == 0
+    assert load_checkpoint(tmp_path / "run")["progress"]["step"] == 5
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--model", "gan", "--repr", "b", "--out", str(tmp_path / "x")])
+    assert info.value.code != 0
+
+
+@pytest.mark.slow
+def test_compiled_gan_step_matches_eager(small_csv, tmp_path):
+    eager = _train(small_csv, tmp_path / "eager", steps=3)
+    compiled = train(
+        "cgan", "bp", tmp_path / "compiled", data=DataSource(str(small_csv)), compile=True, batch_size=64,
+        log_every=1, steps=3, progress=False,
+    )  # fmt: skip
+    a, b = eager.model.state_dict(), compiled.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
