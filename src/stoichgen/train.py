@@ -62,6 +62,7 @@ class TrainOptions:
     n_critic: int = 5
     hidden: tuple[int, ...] | None = None  # generator / decoder hidden sizes; critic reversed
     lambda_fake_property: float = 1.0  # CondGAN lambda_2
+    lambda_real_property: float = 1.0  # CondGAN lambda_3
     seed: int = 0
     split_seed: int = 0
     checkpoint_every_s: float = 60.0
@@ -76,7 +77,14 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("cvae", "paper"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 8_600_000},
     ("dnn", "paper"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 8_600_000},
     # tuned for a CPU budget
-    ("cgan", "default"): {"lr": 1e-3, "betas": (0.0, 0.9), "n_critic": 5, "steps": 120_000, "lambda_fake_property": 10.0},
+    ("cgan", "default"): {
+        "lr": 1e-3,
+        "betas": (0.0, 0.9),
+        "n_critic": 5,
+        "steps": 120_000,
+        "lambda_fake_property": 10.0,
+        "lambda_real_property": 10.0,
+    },
     ("cvae", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
     ("dnn", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
 }
@@ -158,7 +166,11 @@ def prepare(dataset: Dataset, representation: str, split_seed: int) -> Prepared:
 def build_model(options: TrainOptions, x_dim: int) -> nn.Module:
     hidden = options.hidden
     if options.model == "cgan":
-        config = CondGANConfig(x_dim=x_dim, lambda_fake_property=options.lambda_fake_property)
+        config = CondGANConfig(
+            x_dim=x_dim,
+            lambda_fake_property=options.lambda_fake_property,
+            lambda_real_property=options.lambda_real_property,
+        )
         if hidden:
             config = replace(config, generator_hidden=hidden, critic_hidden=tuple(reversed(hidden)))
         return CondGAN(config)
