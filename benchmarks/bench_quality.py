@@ -53,7 +53,10 @@ def main() -> None:
             flush=True,
         )
     verdict = "meets" if m.mae <= 0.37 and result.elapsed_s <= 15 * 60 else "misses"
-    print(f"final: MAE {m.mae:.3f} eV/atom after {result.elapsed_s / 60:.1f} min of training: {verdict} the target")
+    print(
+        f"final: MAE {m.mae:.3f} eV/atom after {result.elapsed_s / 60:.1f} min of training: "
+        f"{verdict} the target"
+    )
 
 
 if __name__ == "__main__":

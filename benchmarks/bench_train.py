@@ -96,11 +96,16 @@ def main() -> None:
     done = 2
     for _ in range(args.repeats):  # interleaved, so load changes hit both alike
         eager_rates.append(timed(lambda n: eager_loop(baseline, x, y, n, rng), args.steps))
-        fused_rates.append(timed(lambda n: stoichgen_loop(stepper, x, y, n, done, rng), args.steps))
+        fused_rates.append(
+            timed(lambda n, start=done: stoichgen_loop(stepper, x, y, n, start, rng), args.steps)
+        )
         done += args.steps
     eager, fused = max(eager_rates), max(fused_rates)
-    print(f"eager loop:     {eager:8.1f} generator steps/s  (runs: {', '.join(f'{r:.1f}' for r in eager_rates)})")
-    print(f"stoichgen step: {fused:8.1f} generator steps/s  (runs: {', '.join(f'{r:.1f}' for r in fused_rates)})")
+    runs = {
+        name: ", ".join(f"{r:.1f}" for r in rates) for name, rates in (("e", eager_rates), ("f", fused_rates))
+    }
+    print(f"eager loop:     {eager:8.1f} generator steps/s  (runs: {runs['e']})")
+    print(f"stoichgen step: {fused:8.1f} generator steps/s  (runs: {runs['f']})")
     print(f"ratio: {fused / eager:.2f}x  (target >= 5x)")
 
 

@@ -1,0 +1,371 @@
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from stoichgen.charge import (
+    _can_neutralise,
+    _grid_feasible,
+    _min_abs_charge,
+    _state_set,
+    balance,
+    charge_neutral,
+    exact_balance,
+    metropolis_hastings,
+    oxidation_states,
+    smact_valid,
+    valence,
+)
+from stoichgen.composition import Vocabulary, composition_to_fractions, parse_formula
+
+VOCAB = Vocabulary(("Li", "N", "O", "Na", "Al", "S", "Cl", "Ar", "K", "Ti", "Mn", "Fe", "Ni"))
+
+
+def rows(*formulas: str, vocab: Vocabulary = VOCAB) -> np.ndarray:
+    return np.array([composition_to_fractions(parse_formula(f), vocab) for f in formulas])
+
+
+def fractions(vocab: Vocabulary = VOCAB, **amounts: float) -> np.ndarray:
+    x = np.zeros(len(vocab))
+    for symbol, amount in amounts.items():
+        x[vocab.index(symbol)] = amount
+    return x
+
+
+def brute_valence(x: np.ndarray, vocab: Vocabulary, table: str = "common") -> float:
+    """min |v.x| over the Cartesian product of states, by itertools (independent of the package)."""
+    present = np.flatnonzero(x > 0)
+    states = [oxidation_states(vocab.symbols[i], table) for i in present]
+    if not present.size or not all(states):
+        return float("nan")
+    return min(
+        abs(sum(v * x[i] for v, i in zip(combo, present, strict=True)))
+        for combo in itertools.product(*states)
+    )
+
+
+def neutral_counts_exist(counts: dict[str, int], table: str = "common") -> bool:
+    states = [oxidation_states(symbol, table) for symbol in counts]
+    amounts = list(counts.values())
+    return any(
+        sum(c * v for c, v in zip(amounts, combo, strict=True)) == 0 for combo in itertools.product(*states)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# oxidation tables and valence
+
+
+def test_oxidation_tables_from_pymatgen():
+    assert oxidation_states("Fe") == (2, 3)
+    assert oxidation_states("Fe", "icsd") == (2, 3)
+    assert 4 in oxidation_states("Fe", "all") and -2 in oxidation_states("Fe", "all")
+    assert oxidation_states("Ar") == ()
+    with pytest.raises(ValueError, match="unknown oxidation table 'bogus'"):
+        oxidation_states("Fe", "bogus")
+    with pytest.raises(ValueError, match="unknown element symbol 'Xx'"):
+        oxidation_states("Xx")
+
+
+def test_known_neutral_and_not():
+    x = rows("NaCl", "Fe2O3", "NaCl2")
+    assert charge_neutral(x, VOCAB).tolist() == [True, True, False]
+    assert valence(x, VOCAB) == pytest.approx([0.0, 0.0, 1 / 3], abs=1e-12)
+
+
+def test_fe3o4_is_not_neutral_with_one_state_per_element():
+    # Fe3O4 needs Fe2+ and Fe3+ at once; with one state per element the best is Fe3+: |9/7 - 8/7| = 1/7.
+    # SMACT (mixed_valence=False by default) agrees.
+    x = rows("Fe3O4")[0]
+    assert valence(x, VOCAB) == pytest.approx(1 / 7)
+    assert not charge_neutral(x, VOCAB)
+    assert not smact_valid(["Fe3O4"])[0]
+
+
+def test_mixed_numbers_of_states_where_the_authors_code_gives_up():
+    # Fe has 2 common states, Mn 3, O 1: FeMnO3 is neutral as Fe2+ Mn4+ O2-.
+    x = rows("FeMnO3", "LiMn2O4", "Li2MnO3")
+    assert valence(x, VOCAB).tolist() == pytest.approx([0.0, 1 / 7, 0.0], abs=1e-12)
+
+
+@pytest.mark.parametrize("table", ["common", "all", "icsd"])
+def test_valence_matches_brute_force(table):
+    vocab = Vocabulary(("N", "O", "S", "Cl", "Cr", "Mn", "Fe", "Co", "Ni"))
+    rng = np.random.default_rng(3)
+    x = np.zeros((40, len(vocab)))
+    for row in x:  # 2-4 elements with different numbers of states
+        row[rng.choice(len(vocab), rng.integers(2, 5), replace=False)] = rng.uniform(0.05, 1.0)
+    x[0] = [0.0, 0.0, 0.1, 0.2, 0.1, 0.3, 0.3, 0.0, 0.0]  # S Cl Cr Mn Fe: 40960 "all" assignments
+    x /= x.sum(axis=1, keepdims=True)
+    expected = [brute_valence(row, vocab, table) for row in x]
+    assert valence(x, vocab, oxidation=table) == pytest.approx(expected, abs=1e-12)
+    if table == "all":  # more than 1024 assignments: the meet-in-the-middle path ran
+        states = tuple(oxidation_states(vocab.symbols[i], "all") for i in np.flatnonzero(x[0]))
+        assert _state_set(states).right is not None
+
+
+def test_meet_in_the_middle_search_matches_full_enumeration():
+    rng = np.random.default_rng(11)
+    p = rng.random((3, 50, 4))
+    left = np.zeros((3, 7, 4))
+    right = np.zeros((3, 9, 4))
+    left[:, :, :2] = rng.integers(-4, 8, (3, 7, 2))
+    right[:, :, 2:] = rng.integers(-4, 8, (3, 9, 2))
+    full = np.abs(p @ (left[:, :, None, :] + right[:, None, :, :]).reshape(3, 63, 4).transpose(0, 2, 1))
+    np.testing.assert_allclose(_min_abs_charge(p, left, right), full.min(axis=-1), atol=1e-12)
+
+
+def test_neutrality_needs_room_above_the_threshold():
+    # Eight +4 cations at >= 0.03 each carry at least +0.96; F- can then hold at most 0.76: no neutral point.
+    states = ((4,),) * 8 + ((-1,),)
+    assert not _can_neutralise(states, 0.03)
+    assert _can_neutralise(states, 0.0)
+    assert _can_neutralise(states[-2:], 0.03)
+    # With threshold 0 only the signs matter: NaK is unbalanceable, NaCl and pure C (state 0) are not.
+    x = np.vstack([rows("NaCl"), rows("NaK")])
+    assert balance(x, VOCAB, "none", threshold=0.0).unbalanceable.tolist() == [False, True]
+    assert _can_neutralise((oxidation_states("C"),), 0.0)
+
+
+def test_oxidation_table_choice_changes_a_known_case():
+    # FeO2 needs Fe4+: only in pymatgen's full table.
+    x = rows("FeO2")[0]
+    assert not charge_neutral(x, VOCAB, oxidation="common")
+    assert not charge_neutral(x, VOCAB, oxidation="icsd")
+    assert charge_neutral(x, VOCAB, oxidation="all")
+
+
+def test_noble_gas_rows_are_flagged_not_crashing():
+    x = np.vstack([rows("NaCl"), fractions(Na=0.5, Ar=0.5), fractions(Ar=1.0), np.zeros(len(VOCAB))])
+    assert np.isnan(valence(x, VOCAB)[1:]).all()
+    for method in ("none", "mh", "exact"):
+        result = balance(x, VOCAB, method)
+        assert result.unbalanceable.tolist() == [False, True, True, True]
+        assert result.charge_neutral.tolist() == [True, False, False, False]
+        np.testing.assert_array_equal(result.x, x)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Metropolis-Hastings
+
+
+def test_mh_balances_hand_made_rows_on_the_two_decimal_grid():
+    x = np.vstack([fractions(Na=0.6, Cl=0.4), fractions(Li=0.84, O=0.06, Ni=0.10)])
+    result = metropolis_hastings(x, VOCAB, rng=1)
+    assert result.charge_neutral.all() and (result.iterations >= 1).all()
+    np.testing.assert_allclose(result.x[0], fractions(Na=0.5, Cl=0.5))
+    counts = np.round(result.x[1] * 100)
+    np.testing.assert_allclose(result.x[1] * 100, counts, atol=1e-9)  # on the 0.01 grid
+    li, o, ni = (int(counts[VOCAB.index(s)]) for s in ("Li", "O", "Ni"))
+    assert li + o + ni == 100 and li - 2 * o + 2 * ni == 0  # Li+ O2- Ni2+, exactly
+    assert result.valence_raw == pytest.approx([0.2, brute_valence(x[1], VOCAB)])
+    assert result.valence == pytest.approx([0.0, 0.0], abs=1e-12)
+
+
+def test_mh_keeps_fractions_positive_normalised_and_on_the_same_elements():
+    rng = np.random.default_rng(0)
+    x = np.vstack(
+        [fractions(Li=0.5, Mn=0.2, O=0.3, K=0.01), fractions(Na=0.3, Cl=0.4, O=0.3), rows("NaCl")[0]]
+    )
+    x = np.vstack([x, x * rng.uniform(0.8, 1.2, x.shape)])
+    result = metropolis_hastings(x, VOCAB, rng=2)
+    kept_elements = x >= 0.03 * x.sum(axis=1, keepdims=True)  # K 0.01 is below the threshold
+    assert ((result.x > 0) == kept_elements).all()
+    assert (result.x[kept_elements] >= 0.03).all()  # decoding with TH keeps every element
+    np.testing.assert_allclose(result.x.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(result.x[2], x[2])  # already neutral: untouched
+    assert result.iterations[2] == 0
+    assert result.charge_neutral.all()
+
+
+def test_mh_takes_the_best_of_its_proposals():
+    # Far from neutral, one round with 100 proposals always finds a better composition.
+    t = np.linspace(0.62, 0.9, 30)
+    x = np.zeros((30, len(VOCAB)))
+    x[:, VOCAB.index("Na")], x[:, VOCAB.index("Cl")] = t, 1 - t
+    result = metropolis_hastings(x, VOCAB, max_iterations=1, rng=0)
+    assert (result.valence < result.valence_raw - 1e-9).all()
+
+
+def test_mh_accepts_worse_proposals_only_with_probability_alpha():
+    # Re0.94O0.06 has valence 3.64; a single proposal that raises it by ~0.3 has alpha ~ exp(-2). Chains
+    # that end worse after one round must be rare (about half would if every proposal were accepted).
+    vocab_re = Vocabulary(("O", "Re"))
+    x = np.tile(np.array([0.06, 0.94]), (400, 1))
+    result = metropolis_hastings(x, vocab_re, n_proposals=1, max_iterations=1, decimals=None, rng=4)
+    worse = result.valence > result.valence_raw + 1e-9
+    assert worse.mean() < 0.2
+    assert (result.iterations == 1).all()
+
+
+def test_mh_keeps_small_elements_above_the_threshold():
+    # Balancing these pushes the small element towards zero; proposals below TH have pi = 0, so every
+    # element stays >= 0.03 (with the authors' clip-and-round it could vanish or fall below TH).
+    x = np.repeat(
+        np.vstack(
+            [
+                fractions(Al=0.04, Ni=0.5, O=0.46),
+                fractions(Li=0.04, Ni=0.6, O=0.36),
+                fractions(Na=0.04, Cl=0.3, O=0.3, Ni=0.36),
+            ]
+        ),
+        4,
+        axis=0,
+    )
+    result = metropolis_hastings(x, VOCAB, rng=0)
+    assert result.charge_neutral.all()
+    assert ((result.x >= 0.03) == (x > 0)).all()
+
+
+def test_mh_is_deterministic_for_a_seed():
+    x = np.vstack(
+        [fractions(Na=0.2, Cl=0.5, O=0.3), fractions(Li=0.7, Mn=0.1, O=0.2), fractions(Al=0.7, O=0.3)]
+    )
+    first, second = metropolis_hastings(x, VOCAB, rng=5), metropolis_hastings(x, VOCAB, rng=5)
+    np.testing.assert_array_equal(first.x, second.x)
+    np.testing.assert_array_equal(first.iterations, second.iterations)
+    assert (first.iterations > 0).all()
+
+
+def test_mh_leaves_rows_without_a_neutral_grid_point():
+    # TiO2 needs Ti = 1/3: no 0.01-grid point is neutral, so the row is not walked; the continuous
+    # walk reaches |valence| < tol.
+    x = fractions(Ti=0.4, O=0.6)[None]
+    on_grid = metropolis_hastings(x, VOCAB)
+    assert not on_grid.charge_neutral[0] and on_grid.iterations[0] == 0 and not on_grid.unbalanceable[0]
+    np.testing.assert_array_equal(on_grid.x, x)
+    continuous = metropolis_hastings(x, VOCAB, decimals=None, rng=0)
+    assert continuous.charge_neutral[0] and continuous.valence[0] < 1e-3
+    assert continuous.x[0, VOCAB.index("Ti")] == pytest.approx(1 / 3, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "states",
+    [
+        ((4,), (-2,)),  # TiO2: no
+        ((1,), (-1,)),  # NaCl: yes
+        ((3,), (-4, 2, 4), (3,)),  # Rh Sn Yb: no (7 Sn = 300)
+        ((-1, 1), (2,), (2,)),  # H Mg Ni: no
+        ((1,), (-2,), (2,)),  # Li O Ni: yes
+        ((1,), (-2,), (1,), (4, 7)),  # Li O Na Re: no (3 divides neither 100 nor 98)
+    ],
+)
+def test_grid_feasibility_matches_brute_force(states):
+    # Counts c_i >= 3 summing to 100 with sum c_i v_i = 0: loop over all but the last two counts, which
+    # the two linear equations then fix.
+    floor, unit = 3, 100
+    expected = False
+    for combo in itertools.product(*states):
+        *head_states, v_a, v_b = combo
+        for head in itertools.product(range(floor, unit + 1), repeat=len(states) - 2):
+            rest, charge = unit - sum(head), -sum(c * v for c, v in zip(head, head_states, strict=True))
+            if v_a == v_b:
+                expected |= charge == v_a * rest and rest >= 2 * floor
+            elif (charge - v_b * rest) % (v_a - v_b) == 0:
+                c_a = (charge - v_b * rest) // (v_a - v_b)
+                expected |= c_a >= floor and rest - c_a >= floor
+    assert _grid_feasible(states, unit, floor) == expected
+
+
+def test_mh_flags_one_sign_rows_and_leaves_them():
+    x = np.vstack([fractions(Na=0.5, K=0.5), fractions(Al=0.85, Ni=0.15)])
+    result = metropolis_hastings(x, VOCAB)
+    assert result.unbalanceable.all() and not result.charge_neutral.any()
+    assert (result.iterations == 0).all()
+    np.testing.assert_array_equal(result.x, x)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exact balancing
+
+
+def counts_of(row: np.ndarray, vocab: Vocabulary, max_atoms: int) -> dict[str, int]:
+    amounts = {
+        vocab.symbols[i]: Fraction(float(row[i])).limit_denominator(max_atoms) for i in np.flatnonzero(row)
+    }
+    scale = np.lcm.reduce([a.denominator for a in amounts.values()])
+    return {s: int(a * scale) for s, a in amounts.items()}
+
+
+def test_exact_rows_are_neutral_by_brute_force():
+    rng = np.random.default_rng(7)
+    sets = [("Na", "Cl"), ("Fe", "O"), ("Li", "Mn", "O"), ("Na", "S", "Cl", "O"), ("Li", "Fe", "Mn", "O")]
+    x = []
+    for symbols in sets:
+        for _ in range(4):
+            x.append(fractions(**dict(zip(symbols, rng.uniform(0.1, 1.0, len(symbols)), strict=True))))
+    x = np.array(x)
+    x /= x.sum(axis=1, keepdims=True)
+    result = exact_balance(x, VOCAB, max_atoms=12)
+    assert result.charge_neutral.all()
+    for row, before in zip(result.x, x, strict=True):
+        counts = counts_of(row, VOCAB, 12)
+        assert sum(counts.values()) <= 12 and min(counts.values()) >= 1
+        assert set(counts) == {VOCAB.symbols[i] for i in np.flatnonzero(before)}
+        assert neutral_counts_exist(counts)
+        np.testing.assert_allclose(row[row > 0], np.array(list(counts.values())) / sum(counts.values()))
+
+
+@pytest.mark.parametrize(
+    "target", [{"Fe": 0.42, "O": 0.58}, {"Na": 0.3, "Cl": 0.7}, {"Li": 0.2, "Mn": 0.25, "O": 0.55}]
+)
+def test_exact_is_the_nearest_neutral_formula(target):
+    max_atoms = 8
+    symbols = list(target)
+    x = fractions(**target)
+    best = np.inf
+    for counts in itertools.product(range(1, max_atoms + 1), repeat=len(symbols)):
+        if sum(counts) <= max_atoms and neutral_counts_exist(dict(zip(symbols, counts, strict=True))):
+            distance = np.linalg.norm(np.array(counts) / sum(counts) - np.array(list(target.values())))
+            best = min(best, distance)
+    result = exact_balance(x[None], VOCAB, max_atoms=max_atoms)
+    assert result.charge_neutral[0]
+    assert np.linalg.norm(result.x[0] - x) == pytest.approx(best, abs=1e-12)
+
+
+def test_exact_candidates_keep_every_element_above_the_threshold():
+    # Up to 40 atoms, Na1K16Cl17 (Na 1/34 < 0.03) would be nearest; the threshold keeps Na1K15Cl16.
+    x = fractions(Na=0.03, K=0.4699, Cl=0.5001)[None]
+    result = exact_balance(x, VOCAB, max_atoms=40, tol=1e-6)
+    assert result.charge_neutral[0]
+    assert result.x[0, VOCAB.index("Na")] == pytest.approx(1 / 32)
+
+
+def test_exact_flags_impossible_rows():
+    x = np.vstack([fractions(Na=0.5, K=0.5), fractions(Al=0.5, O=0.5), rows("NaCl2")[0]])
+    result = exact_balance(x, VOCAB, max_atoms=4)  # Al2O3 needs 5 atoms
+    assert result.charge_neutral.tolist() == [False, False, True]
+    assert result.unbalanceable.tolist() == [True, False, False]
+    np.testing.assert_array_equal(result.x[:2], x[:2])
+    np.testing.assert_allclose(result.x[2], rows("NaCl")[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# entry point and SMACT
+
+
+def test_balance_none_measures_only_and_results_are_read_only():
+    x = np.vstack([fractions(Na=0.6, Cl=0.39, K=0.01), rows("NaCl")[0]])
+    result = balance(x, VOCAB, "none")
+    np.testing.assert_allclose(result.x[0], fractions(Na=0.6 / 0.99, Cl=0.39 / 0.99))  # thresholded
+    assert result.valence.tolist() == result.valence_raw.tolist()
+    assert result.iterations.tolist() == [0, 0] and result.neutral_fraction == 0.5
+    with pytest.raises(ValueError, match="read-only"):
+        result.x[0, 0] = 1.0
+
+
+def test_balance_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown balancing method 'magic'"):
+        balance(rows("NaCl"), VOCAB, "magic")
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        balance(np.ones((2, 3)), VOCAB, "none")
+    with pytest.raises(ValueError, match="unknown oxidation table 'weird'"):
+        balance(rows("NaCl"), VOCAB, "mh", oxidation="weird")
+
+
+def test_smact_validity():
+    assert smact_valid(["NaCl", "NaCl2", "", "Fe2O3"]).tolist() == [True, False, False, True]
+    assert smact_valid([]).shape == (0,)
