@@ -41,7 +41,8 @@ def main() -> None:
     nearest = None
     for chunk in range(1, args.chunks + 1):
         steps = round(total * chunk / args.chunks)
-        result = train("cgan", "bp", out, steps=steps, resume=chunk > 1, progress=False)
+        # the learning-rate schedule spans the whole default budget, as in one uninterrupted run
+        result = train("cgan", "bp", out, steps=steps, resume=chunk > 1, progress=False, lr_decay_steps=total)
         start = time.perf_counter()
         sampler = Sampler.from_run(out)
         nearest = nearest or NearestReference(dataset, sampler.normaliser, "b")

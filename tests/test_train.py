@@ -83,7 +83,7 @@ def test_same_seed_same_weights(small_csv, tmp_path, model):
 @pytest.mark.parametrize("model", ["cgan", "dnn"])
 def test_resume_equals_uninterrupted(small_csv, tmp_path, model):
     _train(small_csv, tmp_path / "whole", model, steps=8)
-    _train(small_csv, tmp_path / "parts", model, steps=4)
+    _train(small_csv, tmp_path / "parts", model, steps=4, lr_decay_steps=8)  # as if stopped at 4 of 8
     resumed = train(model, "bp", tmp_path / "parts", resume=True, steps=8, progress=False)
     assert resumed.steps == 8
     whole, parts = _weights(tmp_path / "whole"), _weights(tmp_path / "parts")

@@ -63,6 +63,8 @@ class TrainOptions:
     hidden: tuple[int, ...] | None = None  # generator / decoder hidden sizes; critic reversed
     lambda_fake_property: float = 1.0  # CondGAN lambda_2
     lambda_real_property: float = 1.0  # CondGAN lambda_3
+    lr_final_fraction: float = 1.0  # CondGAN: lr decays linearly to this fraction ...
+    lr_decay_steps: int | None = None  # ... over this many steps (default: the step budget)
     seed: int = 0
     split_seed: int = 0
     checkpoint_every_s: float = 60.0
@@ -84,6 +86,7 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "steps": 120_000,
         "lambda_fake_property": 10.0,
         "lambda_real_property": 10.0,
+        "lr_final_fraction": 0.05,
     },
     ("cvae", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
     ("dnn", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
@@ -103,6 +106,8 @@ def make_options(model: str, representation: str, preset: str = "default", **ove
     if "minutes" in given and "steps" not in given:
         values.pop("steps")
     values.update(given)
+    if values.get("lr_decay_steps") is None:
+        values["lr_decay_steps"] = values.get("steps")
     options = TrainOptions(model=model, representation=representation, preset=preset, **values)
     if options.steps is not None and options.steps <= 0:
         raise TrainError(f"--steps must be positive, got {options.steps}")
@@ -250,9 +255,9 @@ class GANStepper:
         return functional_call(self.generator_objective, {**critic_params, **generator_params}, (y, z))
 
     def _step(self, critic_params, generator_params, critic_state, generator_state, t_critic, t_generator,
-              real, y, z, eps):  # fmt: skip
+              lr, real, y, z, eps):  # fmt: skip
         """real (C, B, D), y (C, B, 1), z (C + 1, B, Z), eps (C, B, 1) for C = n_critic."""
-        lr, betas = self.options.lr, self.options.betas
+        betas = self.options.betas
         for k in range(real.shape[0]):
             grads, critic_logs = grad(self._critic_loss, has_aux=True)(
                 critic_params, generator_params, real[k], y[k], z[k], eps[k]
@@ -280,12 +285,21 @@ class GANStepper:
         c = real.shape[0]
         t_critic = torch.tensor(float(step * c), device=real.device)
         t_generator = torch.tensor(float(step), device=real.device)
+        lr = torch.tensor(self.learning_rate(step), device=real.device)
         out = self.step_fn(
             self.critic_params, self.generator_params, self.critic_state, self.generator_state,
-            t_critic, t_generator, real, y, z, eps,
+            t_critic, t_generator, lr, real, y, z, eps,
         )  # fmt: skip
         self.critic_params, self.generator_params, self.critic_state, self.generator_state, logs = out
         return logs
+
+    def learning_rate(self, step: int) -> float:
+        """Linear decay from lr to lr * lr_final_fraction over a step budget; constant without one."""
+        o = self.options
+        if o.lr_decay_steps is None or o.lr_final_fraction == 1.0:
+            return o.lr
+        progress = min(step / o.lr_decay_steps, 1.0)
+        return o.lr * (1 - (1 - o.lr_final_fraction) * progress)
 
     def sync_to_model(self) -> None:
         with torch.no_grad():
