@@ -3,16 +3,28 @@
 stoichgen data info                      # the bundled Materials Project set
 stoichgen data info --csv my.csv --composition-column formula --property-column band_gap
 stoichgen train --model cgan --repr bp --out runs/cgan-bp
+stoichgen generate --model runs/cgan-bp --target -2.0 -n 256 --require O --exclude Pb,Hg,Cd -o out.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from stoichgen.data import DataError, Dataset, load_csv, load_mp_formation_energy
+from stoichgen.generate import (
+    BALANCE_METHODS,
+    DEFAULT_THRESHOLD,
+    OXIDATION_TABLES,
+    GenerateError,
+    GenerateWarning,
+    Generator,
+    check_output,
+    write_table,
+)
 from stoichgen.train import DataSource, TrainError, train
 
 
@@ -68,6 +80,67 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# Columns printed to the terminal when no output file is given (the file has them all).
+SHOWN_COLUMNS = (
+    "formula",
+    "composition",
+    "charge_neutral",
+    "smact_valid",
+    "predicted_property",
+    "nearest_formula",
+    "nearest_property",
+    "novel",
+)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, args.force)  # refuse before any work
+    generator = Generator.from_run(args.model) if args.model else Generator.default()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GenerateWarning)
+        frame = generator.generate(
+            args.target if len(args.target) > 1 else args.target[0],
+            args.n,
+            balance=args.balance,
+            elements=args.elements,
+            require=args.require,
+            exclude=args.exclude,
+            max_elements=args.max_elements,
+            unique=args.unique,
+            seed=args.seed,
+            oxidation=args.oxidation,
+            threshold=args.threshold,
+            neutral_only=args.neutral_only,
+        )
+    for warning in caught:
+        if issubclass(warning.category, GenerateWarning):
+            print(f"stoichgen: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    a = frame.attrs
+    reasons = f"{a['redrawn_empty']} empty, {a['redrawn_constraint']} against constraints"
+    if args.neutral_only:
+        reasons += f", {a['redrawn_not_neutral']} not neutral"
+    print(
+        f"generated {len(frame)} compositions ({args.balance} balancing): "
+        f"{int(frame['charge_neutral'].sum())} charge neutral, {int(frame['smact_valid'].sum())} "
+        f"SMACT-valid, {int(frame['novel'].sum())} novel; redrawn {a['redrawn']} samples ({reasons}); "
+        f"dropped {a['dropped']}; duplicates removed {a['duplicates_removed']}",
+        file=sys.stderr,
+    )
+    if args.output is not None:
+        path = write_table(frame, args.output, force=args.force)
+        print(f"wrote {len(frame)} rows to {path}", file=sys.stderr)
+        return 0
+    columns = ["target", *SHOWN_COLUMNS] if len(args.target) > 1 else list(SHOWN_COLUMNS)
+    if frame.empty:
+        print("(no compositions)")
+    else:
+        print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stoichgen",
@@ -97,6 +170,32 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     again.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
     tr.set_defaults(handler=_train)
+
+    gen = commands.add_parser(
+        "generate",
+        help="generate compositions at a target property",
+        description="Generate compositions at target property values with a trained CondGAN/CondVAE, "
+        "decode (threshold TH, renormalise), balance the valence and annotate (SMACT, P(x), nearest "
+        "training composition, novelty). Constraint-violating samples are redrawn, never output.",
+    )
+    gen.add_argument("--model", metavar="RUN_DIR", help="a run directory (default: the bundled model)")
+    gen.add_argument(
+        "--target", required=True, type=float, nargs="+", metavar="Y", help="target property value(s)"
+    )
+    gen.add_argument("-n", type=int, default=256, help="compositions per target (default 256)")
+    gen.add_argument("--balance", default="mh", choices=BALANCE_METHODS, help="valence balancing")
+    gen.add_argument("--elements", metavar="A,B,..", help="only these elements may appear")
+    gen.add_argument("--require", metavar="A,B,..", help="these elements must appear")
+    gen.add_argument("--exclude", metavar="A,B,..", help="these elements must not appear")
+    gen.add_argument("--max-elements", type=int, metavar="K", help="at most K elements per composition")
+    gen.add_argument("--neutral-only", action="store_true", help="redraw rows left not charge neutral")
+    gen.add_argument("--unique", action="store_true", help="keep one row per reduced formula (first)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--oxidation", default="common", choices=OXIDATION_TABLES, help="oxidation states")
+    gen.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="TH (default 0.03)")
+    gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
+    gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    gen.set_defaults(handler=_generate)
     return parser
 
 
@@ -105,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (DataError, TrainError, CliError) as err:
+    except (DataError, TrainError, GenerateError, CliError) as err:
         print(f"stoichgen: error: {err}", file=sys.stderr)
         return 2
 

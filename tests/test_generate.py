@@ -1,0 +1,565 @@
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from stoichgen import generate as generate_module
+from stoichgen.cli import main
+from stoichgen.composition import paper_string, threshold_fractions
+from stoichgen.data import descriptor_matrix, load_mp_formation_energy
+from stoichgen.evaluate import NearestReference
+from stoichgen.generate import (
+    COLUMNS,
+    REFERENCE,
+    ExtrapolationWarning,
+    GenerateError,
+    GenerateWarning,
+    Generator,
+    Reference,
+    bundled_model_dir,
+    load_reference,
+    training_split,
+    write_reference,
+    write_table,
+)
+from stoichgen.sample import Sampler
+from stoichgen.train import CHECKPOINT, DataSource, TrainError, load_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    """600 real MP rows: enough for a 64-row batch after the split, fast to load."""
+    frame = load_mp_formation_energy().frame.iloc[:600]
+    path = tmp_path_factory.mktemp("data") / "small.csv"
+    frame[["formula", "property"]].rename(columns={"formula": "composition"}).to_csv(path, index=False)
+    return path
+
+
+def _train(small_csv, out, model="cgan", steps=20):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model trains faster on one thread, and far faster on a busy machine
+    try:
+        train(
+            model, "bp", out, data=DataSource(str(small_csv)), compile=False, batch_size=64, steps=steps,
+            progress=False,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(small_csv, tmp_path_factory):
+    return _train(small_csv, tmp_path_factory.mktemp("runs") / "cgan")
+
+
+@pytest.fixture(scope="module")
+def gen(run_dir):
+    return Generator.from_run(run_dir)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Generation keyword arguments and what they allow, for leak checks."""
+
+    kwargs: dict
+    allowed: frozenset[str]
+    required: str
+    excluded: str
+    max_elements: int
+
+    def cli(self) -> list[str]:
+        k = self.kwargs
+        return ["--elements", k["elements"], "--require", k["require"], "--exclude", k["exclude"],
+                "--max-elements", str(k["max_elements"]), "--threshold", str(k["threshold"])]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def constraint(gen):
+    """Constraints that bite on the tiny model, whatever its exact weights (training may change).
+
+    A barely trained model puts most elements at similar raw values, so at the paper's TH each row holds
+    nearly every element. At a higher TH chosen here, several elements pass in 15-85 % of samples each:
+    element sets vary, ``require`` and ``max_elements`` reject many draws, and one frequent element listed
+    in ``elements`` is also excluded, so only masking keeps it out.
+    """
+    vocab = gen.vocabulary
+    x = gen.sampler.sample(-2.0, 2000, seed=99)[:, : len(vocab)]
+    for threshold in np.arange(0.05, 0.95, 0.05).round(2):
+        p = (x >= threshold).mean(axis=0)
+        varied = [int(i) for i in np.argsort(-p, kind="stable") if 0.15 <= p[i] <= 0.85]
+        if len(varied) >= 6:
+            break
+    else:
+        raise AssertionError("the tiny model's elements no longer vary; adapt this fixture")
+    chosen = varied[:8]
+    required, excluded = chosen[0], chosen[1]
+    kept = [i for i in chosen if i != excluded]
+    present = x[:, kept] >= threshold
+    count, has_required = present.sum(axis=1), present[:, kept.index(required)]
+    max_elements = 1
+    while ((count <= max_elements) & has_required).mean() < 0.1:
+        max_elements += 1
+    symbols = vocab.symbols
+    kwargs = {
+        "elements": ",".join(symbols[i] for i in chosen),
+        "require": symbols[required],
+        "exclude": symbols[excluded],
+        "max_elements": max_elements,
+        "threshold": float(threshold),
+    }
+    allowed = frozenset(symbols[i] for i in kept)
+    return Constraint(kwargs, allowed, symbols[required], symbols[excluded], max_elements)
+
+
+@dataclass(frozen=True)
+class ReplaySampler(Sampler):
+    """The tiny model's sampler, but ``sample`` cycles through given x^b rows (x^p computed from them)."""
+
+    rows: np.ndarray | None = None
+
+    def sample(self, targets, n=256, seed=0):
+        total = len(np.atleast_1d(targets)) * n
+        x_b = np.tile(self.rows, (total // len(self.rows) + 1, 1))[:total]
+        if self.representation == "b":
+            return x_b
+        return np.hstack([x_b, x_b @ descriptor_matrix(self.vocabulary)])
+
+
+def replay(gen: Generator, compositions: list[dict[str, float]]) -> Generator:
+    vocab = gen.vocabulary
+    rows = np.zeros((len(compositions), len(vocab)))
+    for row, composition in zip(rows, compositions, strict=True):
+        for symbol, amount in composition.items():
+            row[vocab.index(symbol)] = amount
+    base = {f.name: getattr(gen.sampler, f.name) for f in fields(Sampler)}
+    return Generator(ReplaySampler(**base, rows=rows), gen.run_dir, gen.reference)
+
+
+NACL, FE2O3, NACL2 = {"Na": 0.5, "Cl": 0.5}, {"Fe": 0.4, "O": 0.6}, {"Na": 1 / 3, "Cl": 2 / 3}
+
+
+def _symbols(formula: str) -> set[str]:
+    return set(re.findall(r"[A-Z][a-z]*", formula))
+
+
+# --- known answers ----------------------------------------------------------------------------------------
+
+
+def test_known_neutral_and_smact_answers(gen):
+    df = replay(gen, [NACL, FE2O3, NACL2]).generate(-2.0, n=3, balance="none")
+    assert list(df.columns) == list(COLUMNS)
+    assert df["formula"].tolist() == ["NaCl", "Fe2O3", "NaCl2"]
+    assert df["raw_composition"].tolist() == ["Na0.50Cl0.50", "O0.60Fe0.40", "Na0.33Cl0.67"]
+    assert df["charge_neutral"].tolist() == [True, True, False]
+    assert df["smact_valid"].tolist() == [True, True, False]
+    assert df["valence_raw"].tolist() == pytest.approx([0.0, 0.0, 1 / 3], abs=1e-12)
+    assert df["n_elements"].tolist() == [2, 2, 2]
+    assert not df["unbalanceable"].any() and not df["balance_skipped"].any()
+    assert df["predicted_property"].notna().all() and df["predicted_property_balanced"].notna().all()
+
+
+def test_mh_balances_a_hand_made_unbalanced_vector(gen):
+    df = replay(gen, [NACL2, {"Fe": 0.42, "O": 0.58}]).generate(-2.0, n=2, balance="mh")
+    assert df["valence_raw"].iloc[0] == pytest.approx(1 / 3)
+    assert df["charge_neutral"].all()
+    assert df["valence"].max() < 1e-3
+    assert df["formula"].iloc[0] == "NaCl" and df["composition"].iloc[0] == "Na0.50Cl0.50"
+    assert df["raw_composition"].iloc[0] == "Na0.33Cl0.67"  # before balancing
+    assert (df["balance_iterations"] > 0).all()
+    assert df["formula"].iloc[1] in {"Fe2O3", "FeO"}
+
+
+def test_exact_balancing_returns_only_neutral_rows(gen, constraint):
+    mixed = [{"Fe": 0.42, "O": 0.58}, NACL2, {"Na": 0.5, "K": 0.5}, {"Ti": 0.3, "O": 0.7}]
+    df = replay(gen, mixed).generate(-2.0, n=4, balance="exact")
+    assert df["formula"].tolist() == ["Fe2O3", "NaCl", "KNa", "TiO2"]
+    assert df["charge_neutral"].tolist() == [True, True, False, True]
+    assert df["unbalanceable"].tolist() == [False, False, True, False]  # NaK: cations only
+    # neutral_only: rows left not neutral are redrawn, so only neutral rows come back
+    df = replay(gen, mixed).generate(-2.0, n=6, balance="exact", neutral_only=True)
+    assert df["formula"].tolist() == ["Fe2O3", "NaCl", "TiO2", "Fe2O3", "NaCl", "Fe2O3"]
+    assert df.attrs["redrawn_not_neutral"] == 1 and df["charge_neutral"].all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerateWarning)  # rows may be dropped if few can be neutral
+        df = gen.generate(-2.0, n=50, balance="exact", neutral_only=True, **constraint.kwargs)
+    assert df["charge_neutral"].all() and (df["valence"] < 1e-3).all()
+
+
+def test_known_training_composition_is_not_novel_and_is_its_own_nearest(gen):
+    reference = gen.reference
+    row = 5
+    vocab = gen.vocabulary
+    x = reference.x_b[row].toarray()[0]
+    composition = {vocab.symbols[i]: x[i] for i in np.flatnonzero(x)}
+    df = replay(gen, [composition]).generate(-2.0, n=1, balance="none", threshold=0.001)
+    assert df["formula"].iloc[0] == reference.formulas[row]
+    assert df["nearest_formula"].iloc[0] == reference.formulas[row]
+    assert df["nearest_distance"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+    assert df["nearest_property"].iloc[0] == reference.y[row]
+    assert not df["novel"].iloc[0]
+
+
+def test_nearest_matches_evaluate_nearest_reference(gen):
+    train_split = training_split(gen.sampler.payload)
+    evaluate_index = NearestReference(train_split, gen.sampler.normaliser, "b")
+    x = threshold_fractions(gen.sampler.sample(-1.0, 50, seed=3)[:, : len(gen.vocabulary)], 0.25)
+    distance, index = gen.nearest.query(x)
+    expected_distance, expected_index = evaluate_index.query(x)
+    np.testing.assert_allclose(distance, expected_distance, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(index, expected_index)
+
+
+# --- generation behaviour ---------------------------------------------------------------------------------
+
+
+def test_unconstrained_rows_decode_the_samplers_vectors(gen):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerateWarning)  # ~80-element rows are not balanced
+        df = gen.generate(-1.0, n=8, balance="none", seed=4)
+    raw = gen.sampler.sample(-1.0, 8, seed=4)
+    kept = threshold_fractions(raw[:, : len(gen.vocabulary)])
+    expected = [
+        paper_string({gen.vocabulary.symbols[i]: row[i] for i in np.flatnonzero(row)}) for row in kept
+    ]
+    assert df["raw_composition"].tolist() == expected
+    assert df["draw"].tolist() == list(range(8))
+    np.testing.assert_allclose(df["predicted_property"], gen.sampler.predict_property(raw), rtol=1e-6)
+    assert (df["balance_skipped"] == (df["n_elements"] > 8)).all()
+
+
+def test_same_seed_same_rows(gen, constraint):
+    a = gen.generate(-2.0, n=64, balance="mh", seed=1, **constraint.kwargs)
+    b = gen.generate(-2.0, n=64, balance="mh", seed=1, **constraint.kwargs)
+    c = gen.generate(-2.0, n=64, balance="mh", seed=2, **constraint.kwargs)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["raw_composition"].tolist() != c["raw_composition"].tolist()
+
+
+def test_several_targets_and_unique(gen, constraint):
+    df = gen.generate([-2.0, -1.0], n=40, balance="mh", **constraint.kwargs)
+    assert df["target"].tolist() == [-2.0] * 40 + [-1.0] * 40
+    unique = gen.generate([-2.0, -1.0], n=40, balance="mh", unique=True, **constraint.kwargs)
+    assert not unique.duplicated(["target", "formula"]).any()
+    assert len(unique) + unique.attrs["duplicates_removed"] == 80
+    pd.testing.assert_frame_equal(unique, df.drop_duplicates(["target", "formula"]).reset_index(drop=True))
+    df = replay(gen, [NACL, FE2O3, NACL]).generate([-2.0, -1.0], n=3, balance="none", unique=True)
+    assert df["formula"].tolist() == ["NaCl", "Fe2O3", "NaCl", "Fe2O3"]  # one row per formula and target
+    assert df.attrs["duplicates_removed"] == 2
+
+
+def test_empty_decodes_are_redrawn_and_counted(gen):
+    empty = {"Na": 0.01, "Cl": 0.01}  # nothing reaches TH
+    df = replay(gen, [empty, NACL]).generate(-2.0, n=2, balance="none")
+    assert df["formula"].tolist() == ["NaCl", "NaCl"]
+    assert df["draw"].tolist() == [1, 3]
+    assert df.attrs["redrawn_empty"] == 2 and df.attrs["redrawn"] == 2 and df.attrs["dropped"] == 0
+
+
+def test_rows_that_never_pass_are_dropped_with_a_warning(gen):
+    with pytest.warns(GenerateWarning, match="only 0 of 3 samples"):
+        df = replay(gen, [{"Na": 0.01}]).generate(-2.0, n=3, balance="mh", max_rounds=2)
+    assert df.empty and list(df.columns) == list(COLUMNS)
+    assert df.attrs["dropped"] == 3
+
+
+def test_cvae_has_no_predicted_property(small_csv, tmp_path):
+    run = _train(small_csv, tmp_path / "cvae", model="cvae", steps=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerateWarning)
+        df = Generator.from_run(run).generate(-2.0, n=4, balance="none")
+    assert len(df) == 4
+    assert df["predicted_property"].isna().all() and df["predicted_property_balanced"].isna().all()
+
+
+# --- constraints: zero leaks ------------------------------------------------------------------------------
+
+
+def _assert_no_leaks(df, constraint):
+    for column in ("formula", "composition", "raw_composition"):
+        symbols = df[column].map(_symbols)
+        assert symbols.map(lambda s: bool(s) and s <= constraint.allowed).all(), column
+        assert symbols.map(lambda s: constraint.required in s and constraint.excluded not in s).all()
+        assert (symbols.map(len) <= constraint.max_elements).all(), column
+    assert (df["n_elements"] <= constraint.max_elements).all()
+
+
+def test_ten_thousand_constrained_samples_never_leak(gen, constraint):
+    df = gen.generate(-2.0, n=10_000, balance="none", seed=7, **constraint.kwargs)
+    assert len(df) == 10_000 and df.attrs["dropped"] == 0
+    _assert_no_leaks(df, constraint)
+    assert df.attrs["redrawn_constraint"] > 1000  # the constraints did bite: many draws were replaced
+    assert df["n_elements"].nunique() > 1
+
+
+def test_constrained_samples_with_mh_never_leak(gen, constraint):
+    df = gen.generate(-2.0, n=500, balance="mh", seed=8, **constraint.kwargs)
+    assert len(df) == 500
+    _assert_no_leaks(df, constraint)
+    assert df.attrs["redrawn"] > 0
+
+
+def test_exclude_alone_at_default_threshold(gen):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerateWarning)
+        df = gen.generate(-2.0, n=32, balance="mh", exclude="Pb,Hg,Cd,O")
+    assert len(df) == 32
+    assert not df["formula"].map(lambda f: _symbols(f) & {"Pb", "Hg", "Cd", "O"}).any()
+
+
+# --- extrapolation ----------------------------------------------------------------------------------------
+
+
+def test_extrapolation_warns_but_generates(gen, constraint):
+    lo, hi = gen.property_range
+    with pytest.warns(ExtrapolationWarning, match="outside the model's training range"):
+        df = gen.generate(hi + 5.0, n=8, balance="none", **constraint.kwargs)
+    assert len(df) == 8 and df.attrs["extrapolation"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        df = gen.generate((lo + hi) / 2, n=8, balance="none", **constraint.kwargs)
+    assert not df.attrs["extrapolation"]
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"elements": "Li,Xx"}, "elements: unknown element symbol 'Xx'"),
+        ({"require": "o"}, "require: unknown element symbol 'o' \\(did you mean 'O'\\?\\)"),
+        ({"exclude": "Pb,,Hg"}, "exclude: empty element symbol"),
+        ({"elements": ""}, "elements: no element symbols given"),
+        ({"require": "U"}, "require: U not in the model's vocabulary"),
+        ({"elements": "Li,O,U,Np"}, "elements: U, Np not in the model's vocabulary"),
+        ({"require": "O", "exclude": "Pb,O"}, "O both required and excluded"),
+        ({"elements": "Li,O", "require": "Fe"}, "required Fe not among elements Li,O"),
+        ({"require": "Li,O,Fe", "max_elements": 2}, "3 required elements .* max_elements=2"),
+        ({"max_elements": 0}, "max_elements must be at least 1"),
+        ({"max_elements": 2.5}, "max_elements must be an integer"),
+        ({"elements": "Fe", "exclude": "Fe"}, "every element of the model is excluded"),
+        ({"n": 0}, "n must be an integer >= 1"),
+        ({"n": -3}, "n must be an integer >= 1"),
+        ({"n": 2.5}, "n must be an integer >= 1"),
+        ({"target": float("nan")}, "target nan is not a finite number"),
+        ({"target": float("inf")}, "target inf is not a finite number"),
+        ({"target": "-2.0"}, "target '-2.0' is not a number"),
+        ({"target": None}, "target None is not a number"),
+        ({"target": []}, "no target given"),
+        ({"balance": "greedy"}, "unknown balancing method 'greedy'"),
+        ({"oxidation": "rare"}, "unknown oxidation table 'rare'"),
+        ({"threshold": 1.0}, "threshold must be a number in \\(0, 1\\)"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_error(gen, kwargs, message):
+    kwargs = {"target": -2.0, "n": 4, **kwargs}
+    with pytest.raises(GenerateError, match=message):
+        gen.generate(kwargs.pop("target"), **kwargs)
+
+
+def test_missing_corrupt_or_non_generative_model(small_csv, tmp_path):
+    with pytest.raises(TrainError, match="no checkpoint"):
+        Generator.from_run(tmp_path / "missing")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainError, match="corrupt"):
+        Generator.from_run(tmp_path / "corrupt")
+    _train(small_csv, tmp_path / "dnn", model="dnn", steps=2)
+    with pytest.raises(TrainError, match="not a generative model"):
+        Generator.from_run(tmp_path / "dnn")
+
+
+def test_no_bundled_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(generate_module, "bundled_model_dir", lambda: tmp_path / "none")
+    with pytest.raises(GenerateError, match="no bundled default model; pass --model RUN_DIR"):
+        Generator.default()
+
+
+def test_bundled_model_used_when_present(monkeypatch, run_dir):
+    monkeypatch.setattr(generate_module, "bundled_model_dir", lambda: run_dir)
+    assert Generator.default().run_dir == run_dir
+
+
+# --- the training reference cache -------------------------------------------------------------------------
+
+
+def test_reference_cached_and_loaded_without_the_data(gen, run_dir, monkeypatch):
+    gen.reference  # noqa: B018 - built (and cached on disk) on first use
+    assert (run_dir / REFERENCE).is_file()
+
+    def no_data(payload):
+        raise AssertionError("the data set should not be reloaded")
+
+    monkeypatch.setattr(generate_module, "training_split", no_data)
+    again = Generator.from_run(run_dir)
+    assert again.reference.formulas == gen.reference.formulas
+    np.testing.assert_array_equal(again.reference.y, gen.reference.y)
+    assert (again.reference.x_b != gen.reference.x_b).nnz == 0
+
+
+def test_reference_is_the_training_split(run_dir):
+    split = training_split(load_checkpoint(run_dir))
+    assert 0 < len(split) < 600
+    reference = Reference.load(run_dir / REFERENCE) if (run_dir / REFERENCE).is_file() else None
+    path = write_reference(run_dir)
+    assert path == run_dir / REFERENCE
+    written = Reference.load(path)
+    assert written.formulas == tuple(split.frame["reduced_formula"])
+    np.testing.assert_array_equal(written.x_b.toarray(), split.x_b())
+    if reference is not None:
+        assert reference.key == written.key
+
+
+def test_stale_or_corrupt_reference_is_rebuilt(small_csv, tmp_path):
+    run = _train(small_csv, tmp_path / "run", steps=2)
+    payload = load_checkpoint(run)
+    good = load_reference(run, payload)
+    Reference(good.x_b, good.y, good.formulas, key="another run").save(run / REFERENCE)
+    assert load_reference(run, payload).key == good.key  # rebuilt on key mismatch ...
+    assert Reference.load(run / REFERENCE).key == good.key  # ... and rewritten
+    (run / REFERENCE).write_bytes(b"garbage")
+    with pytest.warns(GenerateWarning, match="unreadable"):
+        assert load_reference(run, payload).formulas == good.formulas
+
+
+def test_training_data_gone_is_a_clear_error(small_csv, tmp_path):
+    csv = tmp_path / "mine.csv"
+    csv.write_text(small_csv.read_text())
+    run = _train(csv, tmp_path / "run", steps=2)
+    csv.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerateWarning)
+        with pytest.raises(GenerateError, match="cannot reload the model's training data"):
+            Generator.from_run(run).generate(-2.0, n=2, balance="none")
+
+
+# --- output files -----------------------------------------------------------------------------------------
+
+
+def test_write_table_formats_and_refusals(gen, tmp_path):
+    df = replay(gen, [NACL, FE2O3]).generate(-2.0, n=2, balance="none")
+    write_table(df, tmp_path / "a.csv")
+    assert pd.read_csv(tmp_path / "a.csv")["formula"].tolist() == ["NaCl", "Fe2O3"]
+    write_table(df, tmp_path / "a.json")
+    records = json.loads((tmp_path / "a.json").read_text())
+    assert [r["formula"] for r in records] == ["NaCl", "Fe2O3"] and set(records[0]) == set(COLUMNS)
+    with pytest.raises(GenerateError, match="exists; pass --force"):
+        write_table(df, tmp_path / "a.csv")
+    write_table(df.iloc[:1], tmp_path / "a.csv", force=True)
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 1
+    with pytest.raises(GenerateError, match="unknown format '.xlsx'"):
+        write_table(df, tmp_path / "a.xlsx")
+    with pytest.raises(GenerateError, match="does not exist"):
+        write_table(df, tmp_path / "no" / "a.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.json"]  # no temp files left
+
+
+def test_parquet_needs_pyarrow(gen, tmp_path):
+    df = replay(gen, [NACL]).generate(-2.0, n=1, balance="none")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        with pytest.raises(GenerateError, match="pip install pyarrow"):
+            write_table(df, tmp_path / "a.parquet")
+        assert not (tmp_path / "a.parquet").exists()
+    else:
+        write_table(df, tmp_path / "a.parquet")
+        assert pd.read_parquet(tmp_path / "a.parquet")["formula"].tolist() == ["NaCl"]
+
+
+# --- command line -----------------------------------------------------------------------------------------
+
+
+def _cli(run_dir, constraint, *extra):
+    return ["generate", "--model", str(run_dir), "--target", "-1.5", "-n", "12", *constraint.cli(), *extra]
+
+
+def test_cli_writes_csv_and_json(run_dir, constraint, tmp_path, capsys):
+    assert main(_cli(run_dir, constraint, "-o", str(tmp_path / "out.csv"))) == 0
+    err = capsys.readouterr().err
+    assert "generated 12 compositions" in err and "redrawn" in err and "wrote 12 rows" in err
+    df = pd.read_csv(tmp_path / "out.csv")
+    assert list(df.columns) == list(COLUMNS) and len(df) == 12
+    _assert_no_leaks(df, constraint)
+    assert (
+        main(_cli(run_dir, constraint, "-o", str(tmp_path / "out.json"), "--balance", "exact", "--unique"))
+        == 0
+    )
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert 0 < len(records) <= 12 and len({r["formula"] for r in records}) == len(records)
+
+
+def test_cli_prints_a_table_without_output(run_dir, constraint, capsys):
+    assert main(_cli(run_dir, constraint, "-n", "3")) == 0
+    out = capsys.readouterr().out
+    assert "formula" in out and "nearest_formula" in out and len(out.strip().splitlines()) == 4
+
+
+def test_cli_refuses_existing_output_without_force(run_dir, constraint, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    out.write_text("keep me\n")
+    assert main(_cli(run_dir, constraint, "-o", str(out))) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert out.read_text() == "keep me\n"
+    assert main(_cli(run_dir, constraint, "-o", str(out), "--force")) == 0
+    assert len(pd.read_csv(out)) == 12
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--elements", "Na,Xx"], "unknown element symbol 'Xx'"),
+        (["--require", "U"], "U not in the model's vocabulary"),
+        (["--require", "O", "--exclude", "O", "--elements", "O"], "O both required and excluded"),
+        (["-n", "0"], "n must be an integer >= 1"),
+        (["--target", "nan"], "not a finite number"),
+        (["-o", "out.txt"], "unknown format '.txt'"),
+    ],
+)
+def test_cli_bad_input_exits_2(run_dir, constraint, capsys, extra, message):
+    assert main(_cli(run_dir, constraint, *extra)) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_cli_missing_model_and_no_bundled_model(tmp_path, capsys, monkeypatch):
+    assert main(["generate", "--model", str(tmp_path / "nope"), "--target", "-2"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    monkeypatch.setattr(generate_module, "bundled_model_dir", lambda: tmp_path / "none")
+    assert main(["generate", "--target", "-2"]) == 2
+    assert "no bundled default model; pass --model RUN_DIR" in capsys.readouterr().err
+
+
+def test_cli_non_numeric_target_and_extrapolation(run_dir, constraint, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--model", str(run_dir), "--target", "abc"])
+    assert info.value.code == 2
+    capsys.readouterr()
+    args = _cli(run_dir, constraint)
+    args[args.index("--target") + 1] = "40"
+    assert main(args) == 0
+    assert "warning: target 40 is outside" in capsys.readouterr().err
+
+
+def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
+    """The shipped CondGAN(x^bp) trained on the MP set: `stoichgen generate --target -2.0` after install."""
+    gen = Generator.default()
+    assert gen.vocabulary.symbols[:3] == ("H", "He", "Li") and len(gen.vocabulary) == 89
+    df = gen.generate(-2.0, n=64, balance="mh", require="O", seed=0)
+    assert len(df) == 64 and df["formula"].str.contains("O").all()
+    assert df["charge_neutral"].mean() > 0.8
+    # P(x~) of the trained model follows the target (the untrained head would sit far from it)
+    assert abs(df["predicted_property"].median() - (-2.0)) < 0.5
+    out = tmp_path / "out.csv"
+    assert main(["generate", "--target", "-2.0", "-n", "16", "-o", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 16
+    vae = Generator.from_run(bundled_model_dir().parent / "cvae-bp").generate(-1.0, n=16)
+    assert len(vae) == 16 and vae["predicted_property"].isna().all()
