@@ -13,7 +13,7 @@ import torch
 from stoichgen import generate as generate_module
 from stoichgen.cli import main
 from stoichgen.composition import paper_string, threshold_fractions
-from stoichgen.data import descriptor_matrix, load_mp_formation_energy
+from stoichgen.data import descriptor_matrix
 from stoichgen.evaluate import NearestReference
 from stoichgen.generate import (
     COLUMNS,
@@ -31,15 +31,6 @@ from stoichgen.generate import (
 )
 from stoichgen.sample import Sampler
 from stoichgen.train import CHECKPOINT, DataSource, TrainError, load_checkpoint, train
-
-
-@pytest.fixture(scope="module")
-def small_csv(tmp_path_factory):
-    """600 real MP rows: enough for a 64-row batch after the split, fast to load."""
-    frame = load_mp_formation_energy().frame.iloc[:600]
-    path = tmp_path_factory.mktemp("data") / "small.csv"
-    frame[["formula", "property"]].rename(columns={"formula": "composition"}).to_csv(path, index=False)
-    return path
 
 
 def _train(small_csv, out, model="cgan", steps=20):

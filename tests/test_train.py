@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from stoichgen.cli import main
-from stoichgen.data import load_mp_formation_energy
 from stoichgen.train import (
     CHECKPOINT,
     FORMAT_VERSION,
@@ -16,15 +15,6 @@ from stoichgen.train import (
     model_from_checkpoint,
     train,
 )
-
-
-@pytest.fixture(scope="module")
-def small_csv(tmp_path_factory):
-    """600 real MP rows: enough for a 64-row batch after the split, fast to load."""
-    frame = load_mp_formation_energy().frame.iloc[:600]
-    path = tmp_path_factory.mktemp("data") / "small.csv"
-    frame[["formula", "property"]].rename(columns={"formula": "composition"}).to_csv(path, index=False)
-    return path
 
 
 def _train(small_csv, out, model="cgan", **kw):
