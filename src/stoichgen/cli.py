@@ -18,6 +18,7 @@ from stoichgen.data import DataError, Dataset, load_csv, load_mp_formation_energ
 from stoichgen.generate import (
     BALANCE_METHODS,
     DEFAULT_THRESHOLD,
+    GENERATE_MAX_ITERATIONS,
     OXIDATION_TABLES,
     GenerateError,
     GenerateWarning,
@@ -112,6 +113,7 @@ def _generate(args: argparse.Namespace) -> int:
             oxidation=args.oxidation,
             threshold=args.threshold,
             neutral_only=args.neutral_only,
+            max_iterations=args.max_iterations,
         )
     for warning in caught:
         if issubclass(warning.category, GenerateWarning):
@@ -191,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--neutral-only", action="store_true", help="redraw rows left not charge neutral")
     gen.add_argument("--unique", action="store_true", help="keep one row per reduced formula (first)")
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument(
+        "--max-iterations", type=int, default=GENERATE_MAX_ITERATIONS, help="MH iterations (paper: 10000)"
+    )
     gen.add_argument("--oxidation", default="common", choices=OXIDATION_TABLES, help="oxidation states")
     gen.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="TH (default 0.03)")
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")

@@ -128,6 +128,10 @@ _SMACT_METALS = frozenset(smact_metals)
 _ALL_SYMBOLS = tuple(e.symbol for e in Element)
 
 
+# MH iterations per chain for interactive generation (the paper's reproduction uses the authors' 10,000)
+GENERATE_MAX_ITERATIONS = 3_000
+
+
 class GenerateError(ValueError):
     """A generation request that cannot be served (bad input, contradictory constraints, no model)."""
 
@@ -594,6 +598,7 @@ class Generator:
         threshold: float = DEFAULT_THRESHOLD,
         neutral_only: bool = False,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
+        max_iterations: int = GENERATE_MAX_ITERATIONS,
     ) -> pd.DataFrame:
         """``n`` compositions per target, one row each (columns: module docstring), in draw order.
 
@@ -603,12 +608,15 @@ class Generator:
         (target, formula). ``neutral_only``: also reject rows not charge neutral after balancing.
         Targets outside the training property range warn (``ExtrapolationWarning``); requested rows that
         cannot be filled within ``max_rounds`` redraw rounds are dropped with a ``GenerateWarning``.
+        ``max_iterations``: MH iterations per chain (the authors used 10,000; the default 3,000 keeps a
+        256-row call under 2 s, and on the bundled model only about 1 % of chains need more).
         The same inputs and ``seed`` give the same rows.
         """
         targets = _targets(target)
         n = _positive_int(n, "n")
         seed = _positive_int(seed, "seed", 0)
         max_rounds = _positive_int(max_rounds, "max_rounds", 0)
+        max_iterations = _positive_int(max_iterations, "max_iterations")
         if balance not in BALANCE_METHODS:
             raise GenerateError(f"unknown balancing method {balance!r}; choose none, mh or exact")
         if oxidation not in OXIDATION_TABLES:
@@ -626,7 +634,12 @@ class Generator:
                     ExtrapolationWarning,
                     stacklevel=2,
                 )
-        options = {"method": balance, "oxidation": oxidation, "threshold": float(threshold)}
+        options = {
+            "method": balance,
+            "oxidation": oxidation,
+            "threshold": float(threshold),
+            "max_iterations": max_iterations,
+        }
         first = self.sampler.sample(targets, n, seed).reshape(len(targets), n, -1)  # (T, n, D)
         per_target = []
         for t_index, t in enumerate(targets):
@@ -655,6 +668,7 @@ class Generator:
                 "balance": balance,
                 "oxidation": oxidation,
                 "threshold": float(threshold),
+                "max_iterations": max_iterations,
                 "seed": seed,
                 "constraints": constraints.description,
                 "n_drawn": sum(d.n_drawn for d in per_target),
@@ -746,6 +760,7 @@ class Generator:
                     method,
                     oxidation=options["oxidation"],
                     threshold=options["threshold"],
+                    max_iterations=options["max_iterations"],
                     rng=seed,
                 )
                 for name in _BALANCE_FIELDS[:-1]:
