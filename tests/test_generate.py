@@ -12,7 +12,7 @@ import torch
 
 from stoichgen import generate as generate_module
 from stoichgen.cli import main
-from stoichgen.composition import paper_string, threshold_fractions
+from stoichgen.composition import paper_string, parse_formula, threshold_fractions
 from stoichgen.data import descriptor_matrix
 from stoichgen.evaluate import NearestReference
 from stoichgen.generate import (
@@ -554,3 +554,12 @@ def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
     assert len(pd.read_csv(out)) == 16
     vae = Generator.from_run(bundled_model_dir().parent / "cvae-bp").generate(-1.0, n=16)
     assert len(vae) == 16 and vae["predicted_property"].isna().all()
+
+
+def test_max_atoms_bounds_exact_balancing():
+    gen = Generator.default()
+    small = gen.generate(-2.0, n=32, balance="exact", max_atoms=6, seed=0)
+    atoms = [parse_formula(f).num_atoms for f in small.loc[small["charge_neutral"], "formula"]]
+    assert atoms and max(atoms) <= 6
+    with pytest.raises(GenerateError, match="max_atoms"):
+        gen.generate(-2.0, n=4, max_atoms=1)

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from stoichgen.charge import DEFAULT_MAX_ATOMS
 from stoichgen.data import DataError, Dataset, load_csv, load_mp_formation_energy
 from stoichgen.generate import (
     BALANCE_METHODS,
@@ -114,6 +115,7 @@ def _generate(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             neutral_only=args.neutral_only,
             max_iterations=args.max_iterations,
+            max_atoms=args.max_atoms,
         )
     for warning in caught:
         if issubclass(warning.category, GenerateWarning):
@@ -195,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument(
         "--max-iterations", type=int, default=GENERATE_MAX_ITERATIONS, help="MH iterations (paper: 10000)"
+    )
+    gen.add_argument(
+        "--max-atoms", type=int, default=DEFAULT_MAX_ATOMS, help="largest formula unit for --balance exact"
     )
     gen.add_argument("--oxidation", default="common", choices=OXIDATION_TABLES, help="oxidation states")
     gen.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="TH (default 0.03)")

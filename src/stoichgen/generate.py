@@ -72,8 +72,8 @@ from pymatgen.core import Element
 from scipy import sparse
 from smact import metals as smact_metals
 
+from stoichgen.charge import DEFAULT_MAX_ATOMS, oxidation_states, smact_valid
 from stoichgen.charge import balance as balance_valence
-from stoichgen.charge import oxidation_states, smact_valid
 from stoichgen.composition import DEFAULT_THRESHOLD, Vocabulary, integer_formula, paper_string
 from stoichgen.composition import threshold_fractions as threshold_rows
 from stoichgen.data import DataError, Dataset, MinMaxNormaliser, descriptor_matrix
@@ -599,6 +599,7 @@ class Generator:
         neutral_only: bool = False,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         max_iterations: int = GENERATE_MAX_ITERATIONS,
+        max_atoms: int = DEFAULT_MAX_ATOMS,
     ) -> pd.DataFrame:
         """``n`` compositions per target, one row each (columns: module docstring), in draw order.
 
@@ -610,6 +611,7 @@ class Generator:
         cannot be filled within ``max_rounds`` redraw rounds are dropped with a ``GenerateWarning``.
         ``max_iterations``: MH iterations per chain (the authors used 10,000; the default 3,000 keeps a
         256-row call under 2 s, and on the bundled model only about 1 % of chains need more).
+        ``max_atoms``: the largest formula unit ``"exact"`` balancing searches (``charge.exact_balance``).
         The same inputs and ``seed`` give the same rows.
         """
         targets = _targets(target)
@@ -617,6 +619,7 @@ class Generator:
         seed = _positive_int(seed, "seed", 0)
         max_rounds = _positive_int(max_rounds, "max_rounds", 0)
         max_iterations = _positive_int(max_iterations, "max_iterations")
+        max_atoms = _positive_int(max_atoms, "max_atoms", 2)
         if balance not in BALANCE_METHODS:
             raise GenerateError(f"unknown balancing method {balance!r}; choose none, mh or exact")
         if oxidation not in OXIDATION_TABLES:
@@ -639,6 +642,7 @@ class Generator:
             "oxidation": oxidation,
             "threshold": float(threshold),
             "max_iterations": max_iterations,
+            "max_atoms": max_atoms,
         }
         first = self.sampler.sample(targets, n, seed).reshape(len(targets), n, -1)  # (T, n, D)
         per_target = []
@@ -669,6 +673,7 @@ class Generator:
                 "oxidation": oxidation,
                 "threshold": float(threshold),
                 "max_iterations": max_iterations,
+                "max_atoms": max_atoms,
                 "seed": seed,
                 "constraints": constraints.description,
                 "n_drawn": sum(d.n_drawn for d in per_target),
@@ -761,6 +766,7 @@ class Generator:
                     oxidation=options["oxidation"],
                     threshold=options["threshold"],
                     max_iterations=options["max_iterations"],
+                    max_atoms=options["max_atoms"],
                     rng=seed,
                 )
                 for name in _BALANCE_FIELDS[:-1]:
