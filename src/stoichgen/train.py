@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, grad
@@ -682,13 +681,3 @@ class _SimpleLoop(_Loop):
 
     def optimizer_state(self) -> dict:
         return self.optimizer.state_dict()
-
-
-def predictor_mae(net: nn.Module, dataset: Dataset, payload: dict) -> np.ndarray:
-    """Absolute errors of a trained model's property prediction on ``dataset`` (eV/atom for the MP set)."""
-    normaliser = MinMaxNormaliser.from_state_dict(payload["normaliser"])
-    y_norm = MinMaxNormaliser.from_state_dict(payload["property_normaliser"])
-    x = torch.tensor(normaliser.transform(dataset.features(payload["representation"])), dtype=torch.float32)
-    with torch.no_grad():
-        pred = net.predict(x).numpy()  # (N, 1)
-    return np.abs(y_norm.inverse_transform(pred)[:, 0] - dataset.y)
