@@ -536,13 +536,14 @@ def _describe(options: TrainOptions, data: DataSource, prepared: Prepared, net: 
 class _Loop:
     """What both loops share: budget, RNG, logging, periodic atomic checkpoints and resumption."""
 
-    def __init__(self, net, options, prepared, data, out, device, payload, progress) -> None:  # noqa: PLR0913
+    def __init__(self, net, options, prepared, data, out, device, payload, progress) -> None:
         self.net, self.options, self.prepared, self.data = net, options, prepared, data
         self.out, self.device = out, device
         self.rng = torch.Generator().manual_seed(options.seed)
         self.step = 0
         self.elapsed_before = 0.0
         self.progress_enabled = progress
+        self.resumed_from = payload  # the checkpoint this run continues, or None
         self.x = prepared.x.to(device)
         self.y = prepared.y.to(device)
         if payload is not None:
@@ -639,9 +640,8 @@ class _GANLoop(_Loop):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.stepper = GANStepper(self.net, self.options, self.device)
-        payload = args[6]
-        if payload is not None:
-            self.stepper.load(payload["state_dict"], payload["optimizer"], self.device)
+        if self.resumed_from is not None:
+            self.stepper.load(self.resumed_from["state_dict"], self.resumed_from["optimizer"], self.device)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         c, b, z_dim = self.options.n_critic, self.options.batch_size, self.net.config.z_dim
@@ -663,9 +663,8 @@ class _SimpleLoop(_Loop):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.options.lr, betas=self.options.betas)
-        payload = args[6]
-        if payload is not None:
-            self.optimizer.load_state_dict(payload["optimizer"])
+        if self.resumed_from is not None:
+            self.optimizer.load_state_dict(self.resumed_from["optimizer"])
 
     def train_step(self) -> dict[str, torch.Tensor]:
         idx = self.batch_indices(self.options.batch_size)  # (B,)
