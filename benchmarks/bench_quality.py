@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from stoichgen.data import load_mp_formation_energy
-from stoichgen.evaluate import NearestReference, target_metrics
+from stoichgen.evaluate import target_metrics
+from stoichgen.nearest import NearestIndex
 from stoichgen.sample import Sampler
 from stoichgen.train import make_options, split_dataset, train
 
@@ -45,7 +46,7 @@ def main() -> None:
         result = train("cgan", "bp", out, steps=steps, resume=chunk > 1, progress=False, lr_decay_steps=total)
         start = time.perf_counter()
         sampler = Sampler.from_run(out)
-        nearest = nearest or NearestReference(dataset, sampler.normaliser, "b")
+        nearest = nearest or NearestIndex.from_dataset(dataset, sampler.normaliser, "b")
         m = target_metrics(sampler, nearest, targets, n=256, seed=0)
         evaluation_s = time.perf_counter() - start
         print(

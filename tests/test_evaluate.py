@@ -7,7 +7,8 @@ import pytest
 
 from stoichgen.composition import Vocabulary
 from stoichgen.data import Dataset, MinMaxNormaliser, load_csv
-from stoichgen.evaluate import NearestReference, prepare_generated, target_metrics
+from stoichgen.evaluate import prepare_generated, target_metrics
+from stoichgen.nearest import NearestIndex
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ class ReplaySampler:
 
 def test_exact_training_vectors_give_zero_error_and_distance(dataset):
     normaliser = MinMaxNormaliser.fit(dataset.x_bp())
-    nearest = NearestReference(dataset, normaliser, "b")
+    nearest = NearestIndex.from_dataset(dataset, normaliser, "b")
     nacl = dataset.x_bp()[[0]]
     metrics = target_metrics(ReplaySampler(nacl, dataset.vocabulary), nearest, np.array([-2.0]), n=1)
     assert metrics.mae == 0.0 and metrics.rmse == 0.0 and metrics.distance_per_dim_e3 == 0.0
@@ -36,7 +37,7 @@ def test_exact_training_vectors_give_zero_error_and_distance(dataset):
 
 def test_known_error_and_distance(dataset):
     normaliser = MinMaxNormaliser.fit(dataset.x_bp())
-    nearest = NearestReference(dataset, normaliser, "b")
+    nearest = NearestIndex.from_dataset(dataset, normaliser, "b")
     kf = dataset.x_bp()[[3]]
     metrics = target_metrics(ReplaySampler(kf, dataset.vocabulary), nearest, np.array([-2.0, -3.0]), n=1)
     assert metrics.mae == pytest.approx((0.9 + 0.1) / 2)
@@ -61,6 +62,6 @@ def test_prepare_generated_thresholds_only_fractions():
 
 def test_empty_target_list(dataset):
     normaliser = MinMaxNormaliser.fit(dataset.x_bp())
-    nearest = NearestReference(dataset, normaliser, "b")
+    nearest = NearestIndex.from_dataset(dataset, normaliser, "b")
     with pytest.raises(ValueError, match="empty"):
         target_metrics(ReplaySampler(dataset.x_bp()[[0]], dataset.vocabulary), nearest, np.array([]), n=1)

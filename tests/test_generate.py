@@ -14,7 +14,6 @@ from stoichgen import generate as generate_module
 from stoichgen.cli import main
 from stoichgen.composition import paper_string, parse_formula, threshold_fractions
 from stoichgen.data import descriptor_matrix
-from stoichgen.evaluate import NearestReference
 from stoichgen.generate import (
     COLUMNS,
     REFERENCE,
@@ -29,6 +28,7 @@ from stoichgen.generate import (
     write_reference,
     write_table,
 )
+from stoichgen.nearest import NearestIndex
 from stoichgen.sample import Sampler
 from stoichgen.train import CHECKPOINT, DataSource, TrainError, load_checkpoint, train
 
@@ -198,12 +198,12 @@ def test_known_training_composition_is_not_novel_and_is_its_own_nearest(gen):
     assert not df["novel"].iloc[0]
 
 
-def test_nearest_matches_evaluate_nearest_reference(gen):
+def test_nearest_is_the_training_split_nearest(gen):
     train_split = training_split(gen.sampler.payload)
-    evaluate_index = NearestReference(train_split, gen.sampler.normaliser, "b")
+    full_index = NearestIndex.from_dataset(train_split, gen.sampler.normaliser, "b")
     x = threshold_fractions(gen.sampler.sample(-1.0, 50, seed=3)[:, : len(gen.vocabulary)], 0.25)
     distance, index = gen.nearest.query(x)
-    expected_distance, expected_index = evaluate_index.query(x)
+    expected_distance, expected_index = full_index.query(x)
     np.testing.assert_allclose(distance, expected_distance, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(index, expected_index)
 

@@ -72,6 +72,7 @@ def _train(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         seed=args.seed,
         split_seed=args.split_seed,
+        train_max_property=args.train_max_property,
         device=args.device,
         compile=False if args.no_compile else None,
         resume=args.resume,
@@ -168,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=float, help="wall-clock budget instead of steps")
     tr.add_argument("--seed", type=int, help="weights and sampling seed (default 0)")
     tr.add_argument("--split-seed", type=int, help="seed of the paper's random split (default 0)")
+    tr.add_argument(
+        "--train-max-property",
+        type=float,
+        metavar="Y",
+        help="extrapolation split (paper Fig. 1B): train on rows with property <= Y instead",
+    )
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
     tr.add_argument("--no-compile", action="store_true", help="plain eager PyTorch (slower GAN training)")
     again = tr.add_mutually_exclusive_group()

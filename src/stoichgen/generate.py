@@ -30,7 +30,7 @@ Columns (one row per generated composition):
   models). Both NaN for a CondVAE run, which has no property head.
 - ``nearest_formula`` / ``nearest_property`` / ``nearest_distance``: the nearest composition of the
   model's training split, by Euclidean distance between balanced x^b vectors in the model's min-max
-  normalised units (the metric of ``evaluate.NearestReference(..., "b")``); ``novel``: ``formula`` is
+  normalised units (``nearest.NearestIndex`` in x^b space); ``novel``: ``formula`` is
   not a reduced formula of the training split.
 
 Constraints (``elements``, ``require``, ``exclude``, ``max_elements``) never leak. The x^b columns of
@@ -76,8 +76,9 @@ from stoichgen.charge import DEFAULT_MAX_ATOMS, oxidation_states, smact_valid
 from stoichgen.charge import balance as balance_valence
 from stoichgen.composition import DEFAULT_THRESHOLD, Vocabulary, integer_formula, paper_string
 from stoichgen.composition import threshold_fractions as threshold_rows
-from stoichgen.data import DataError, Dataset, MinMaxNormaliser, descriptor_matrix
+from stoichgen.data import DataError, Dataset, descriptor_matrix
 from stoichgen.models import CondGAN
+from stoichgen.nearest import NearestIndex
 from stoichgen.sample import Sampler
 from stoichgen.train import (
     CHECKPOINT,
@@ -409,33 +410,6 @@ def load_reference(run_dir: Path | None, payload: dict) -> Reference:
     return reference
 
 
-class NearestIndex:
-    """Exact nearest reference row in min-max normalised x^b space (``NearestReference(..., "b")``).
-
-    Distances are invariant to the normaliser's shift, so only its scale is applied and the reference
-    stays sparse: ||a - r||^2 = |a|^2 + |r|^2 - 2 a.r, with one sparse product per chunk of queries.
-    """
-
-    def __init__(self, reference: Reference, normaliser: MinMaxNormaliser) -> None:
-        n_b = reference.x_b.shape[1]
-        span = np.asarray(normaliser.maximum[:n_b]) - np.asarray(normaliser.minimum[:n_b])
-        self.scale = 1.0 / np.where(span > 0, span, 1.0)  # (V,)
-        self.x = sparse.csr_matrix(reference.x_b @ sparse.diags(self.scale))  # (N, V)
-        self.norms = np.asarray(self.x.multiply(self.x).sum(axis=1)).ravel()  # (N,)
-
-    def query(self, x_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distances and row indices of the nearest reference rows for (M, V) fractions."""
-        q = np.asarray(x_b, dtype=float) * self.scale  # (M, V)
-        index = np.empty(len(q), dtype=np.int64)
-        step = max(1, (1 << 22) // max(1, self.x.shape[0]))
-        for start in range(0, len(q), step):
-            part = q[start : start + step]
-            d2 = self.norms[None, :] - 2.0 * (self.x @ part.T).T  # (m, N), up to |q|^2
-            index[start : start + step] = np.argmin(d2, axis=1)
-        nearest = self.x[index].toarray()  # exact distances of the winners
-        return np.sqrt(((q - nearest) ** 2).sum(axis=1)), index
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Output
 
@@ -579,7 +553,7 @@ class Generator:
     @property
     def nearest(self) -> NearestIndex:
         if self._nearest is None:
-            self._nearest = NearestIndex(self.reference, self.sampler.normaliser)
+            self._nearest = NearestIndex(self.reference.x_b, self.sampler.normaliser, y=self.reference.y)
         return self._nearest
 
     def generate(

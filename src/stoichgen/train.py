@@ -24,7 +24,15 @@ from torch import nn
 from torch.func import functional_call, grad
 
 from stoichgen.composition import Vocabulary
-from stoichgen.data import PAPER_N_TEST, Dataset, MinMaxNormaliser, Split, load_csv, load_mp_formation_energy
+from stoichgen.data import (
+    PAPER_N_TEST,
+    DataError,
+    Dataset,
+    MinMaxNormaliser,
+    Split,
+    load_csv,
+    load_mp_formation_energy,
+)
 from stoichgen.models import (
     DNN,
     MODEL_CLASSES,
@@ -66,6 +74,7 @@ class TrainOptions:
     lr_decay_steps: int | None = None  # ... over this many steps (default: the step budget)
     seed: int = 0
     split_seed: int = 0
+    train_max_property: float | None = None  # extrapolation split: train on property <= this (Fig. 1B)
     checkpoint_every_s: float = 60.0
     log_every: int = 100
     compile: bool = True
@@ -139,8 +148,16 @@ class DataSource:
         return load_csv(self.csv, self.composition_column, self.property_column, vocabulary=vocabulary)
 
 
-def split_dataset(dataset: Dataset, split_seed: int) -> Split:
-    """The paper's random split for the MP set (5,506 test); the same test share for other data."""
+def split_dataset(dataset: Dataset, split_seed: int, train_max_property: float | None = None) -> Split:
+    """The paper's random split for the MP set (5,506 test); the same test share for other data.
+
+    With ``train_max_property`` the split is by range instead (paper Fig. 1B): train on y <= it.
+    """
+    if train_max_property is not None:
+        try:
+            return dataset.range_split(train_max_property)
+        except DataError as err:
+            raise TrainError(f"--train-max-property {train_max_property:g}: {err}") from None
     n_test = PAPER_N_TEST if len(dataset) > 2 * PAPER_N_TEST else max(1, round(len(dataset) * 5506 / 49546))
     return dataset.random_split(split_seed, n_test)
 
@@ -157,8 +174,10 @@ class Prepared:
     split: Split
 
 
-def prepare(dataset: Dataset, representation: str, split_seed: int) -> Prepared:
-    split = split_dataset(dataset, split_seed)
+def prepare(
+    dataset: Dataset, representation: str, split_seed: int, train_max_property: float | None = None
+) -> Prepared:
+    split = split_dataset(dataset, split_seed, train_max_property)
     features = split.train.features(representation)  # (N, D)
     normaliser = MinMaxNormaliser.fit(features)
     property_normaliser = MinMaxNormaliser.fit(split.train.y[:, None])
@@ -496,7 +515,7 @@ def train(
         data = data or DataSource()
     dev = resolve_device(options.device)
     dataset = data.load()
-    prepared = prepare(dataset, options.representation, options.split_seed)
+    prepared = prepare(dataset, options.representation, options.split_seed, options.train_max_property)
     if payload is not None and tuple(payload["vocabulary"]) != prepared.vocabulary.symbols:
         raise TrainError(
             f"checkpoint in {str(out)!r} was trained on a different element vocabulary "
