@@ -369,3 +369,13 @@ def test_balance_rejects_bad_arguments():
 def test_smact_validity():
     assert smact_valid(["NaCl", "NaCl2", "", "Fe2O3"]).tolist() == [True, False, False, True]
     assert smact_valid([]).shape == (0,)
+
+
+def test_assignments_beyond_numpys_32_dimensions():
+    from stoichgen.charge import _assignments
+
+    states = [(1,)] * 33 + [(2, 3)]
+    out = _assignments(states)
+    assert out.shape == (2, 34) and out[:, -1].tolist() == [2.0, 3.0] and (out[:, :33] == 1).all()
+    small = _assignments([(1, 2), (-1, -2, -3)])
+    assert small.tolist() == [[1, -1], [1, -2], [1, -3], [2, -1], [2, -2], [2, -3]]

@@ -1,13 +1,22 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
 from stoichgen.composition import Vocabulary
 from stoichgen.data import Dataset, MinMaxNormaliser, load_csv
-from stoichgen.evaluate import prepare_generated, target_metrics
+from stoichgen.evaluate import (
+    EvaluateError,
+    check_vocabulary,
+    parse_targets,
+    prepare_generated,
+    sample_quality,
+    target_metrics,
+    valence_metrics,
+)
+from stoichgen.generate import Generator, Reference
 from stoichgen.nearest import NearestIndex
 
 
@@ -65,3 +74,61 @@ def test_empty_target_list(dataset):
     nearest = NearestIndex.from_dataset(dataset, normaliser, "b")
     with pytest.raises(ValueError, match="empty"):
         target_metrics(ReplaySampler(dataset.x_bp()[[0]], dataset.vocabulary), nearest, np.array([]), n=1)
+
+
+def test_bad_n_and_targets_are_refused(dataset):
+    nearest = NearestIndex.from_dataset(dataset, MinMaxNormaliser.fit(dataset.x_bp()), "b")
+    sampler = ReplaySampler(dataset.x_bp()[[0]], dataset.vocabulary)
+    for n in (0, -3):
+        with pytest.raises(EvaluateError, match="positive"):
+            target_metrics(sampler, nearest, [-2.0], n=n)
+    with pytest.raises(EvaluateError, match="finite"):
+        target_metrics(sampler, nearest, [float("nan")], n=1)
+    with pytest.raises(EvaluateError, match="'test' or numbers"):
+        parse_targets("-2,abc")
+    assert parse_targets("test") == "test" and parse_targets("-2, -1.5").tolist() == [-2.0, -1.5]
+
+
+def test_vocabulary_mismatch_is_refused(dataset, write_csv):
+    other = load_csv(write_csv("c,y\nLiF,-3.0\nNaCl,-2.0\n"), "c", "y")
+    with pytest.raises(EvaluateError, match="different element vocabulary"):
+        check_vocabulary(dataset.vocabulary, other)
+
+
+@dataclass
+class ReplayModelSampler(ReplaySampler):
+    """A ReplaySampler with what ``Generator`` needs around it."""
+
+    model: object = None
+    representation: str = "b"
+    payload: dict = field(default_factory=dict)
+    normaliser: MinMaxNormaliser | None = None
+
+    @property
+    def property_range(self):
+        return (-10.0, 10.0)
+
+
+def test_memorising_generator_scores_zero_novelty_and_judge_error(dataset):
+    """Returning training compositions: Table-2 MAE 0, novelty 0, and the beyond-paper table shows it."""
+    rows = dataset.x_b()[[0, 2]]  # NaCl (-2.0), NaF (-3.0)
+    sampler = ReplayModelSampler(rows, dataset.vocabulary, normaliser=MinMaxNormaliser.fit(dataset.x_b()))
+    generator = Generator(sampler, reference=Reference.from_dataset(dataset, "test"))
+
+    class Oracle:  # a judge that knows the data set's values exactly
+        vocabulary = dataset.vocabulary
+
+        def predict_formulas(self, formulas):
+            table = dict(zip(dataset.frame["reduced_formula"], dataset.y, strict=True))
+            return np.array([table[f] for f in formulas])
+
+    quality, frame = sample_quality(generator, [-2.0], n=2, judge=Oracle())
+    assert frame["formula"].tolist() == ["NaCl", "NaF"]
+    assert quality.novelty == 0.0 and quality.uniqueness == 1.0 and quality.n_novel == 0
+    assert quality.charge_neutral == 1.0 and quality.smact_valid == 1.0
+    assert quality.judge_mae == pytest.approx((0.0 + 1.0) / 2)  # |-2 - (-2)|, |-2 - (-3)|
+    assert np.isnan(quality.judge_mae_novel)
+    nearest = NearestIndex.from_dataset(dataset, MinMaxNormaliser.fit(dataset.x_b()), "b")
+    table, frames = valence_metrics(generator, nearest, [-2.0], n=2, methods=("none",))
+    assert table["abs_valence"].tolist() == [0.0] and table["mae"].tolist() == [pytest.approx(0.5)]
+    assert table["distance_e3"].tolist() == [pytest.approx(0.0, abs=1e-9)]

@@ -93,9 +93,11 @@ def _assignments(states: States, slots: Sequence[int] | None = None) -> np.ndarr
     """Every choice of one state per element in ``slots`` (default all; others zero). Shape (prod, k)."""
     slots = range(len(states)) if slots is None else slots
     out = np.zeros((math.prod(len(states[s]) for s in slots), len(states)))
-    if slots:
-        grids = np.meshgrid(*(np.array(states[s], dtype=float) for s in slots), indexing="ij")
-        out[:, list(slots)] = np.stack(grids, axis=-1).reshape(-1, len(slots))
+    repeat = len(out)
+    for s in slots:  # "ij" order, the first slot slowest; no meshgrid, which stops at 32 dimensions
+        values = np.array(states[s], dtype=float)
+        repeat //= len(values)
+        out[:, s] = np.tile(np.repeat(values, repeat), len(out) // (repeat * len(values)))
     return out
 
 

@@ -4,6 +4,8 @@ stoichgen data info                      # the bundled Materials Project set
 stoichgen data info --csv my.csv --composition-column formula --property-column band_gap
 stoichgen train --model cgan --repr bp --out runs/cgan-bp
 stoichgen generate --model runs/cgan-bp --target -2.0 -n 256 --require O --exclude Pb,Hg,Cd -o out.csv
+stoichgen evaluate runs/cgan-bp --targets test -n 256
+stoichgen reproduce --quick --out reports/quick
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from stoichgen.charge import DEFAULT_MAX_ATOMS
 from stoichgen.data import DataError, Dataset, load_csv, load_mp_formation_energy
+from stoichgen.evaluate import EvaluateError, evaluate_run, parse_targets
 from stoichgen.generate import (
     BALANCE_METHODS,
     DEFAULT_THRESHOLD,
@@ -27,6 +30,7 @@ from stoichgen.generate import (
     check_output,
     write_table,
 )
+from stoichgen.paper import Plan, ReproduceError, reproduce
 from stoichgen.train import DataSource, TrainError, train
 
 
@@ -146,6 +150,21 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    table = evaluate_run(args.run_dir, parse_targets(args.targets), args.n, args.seed)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.output is not None:
+        write_table(table, args.output, force=args.force)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    plan = Plan.quick_plan() if args.quick else Plan.full()
+    report = reproduce(plan, args.out, log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(f"report: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stoichgen",
@@ -213,6 +232,35 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.set_defaults(handler=_generate)
+
+    ev = commands.add_parser(
+        "evaluate",
+        help="the paper's Table 2 / Table 4 metrics for one run",
+        description="For a CondGAN/CondVAE run: n samples per target, near() = nearest composition of the "
+        "whole data set in the run's normalised x^b (and x^bp) space, MAE/RMSE of near(y), distance. For a "
+        "CondGAN/DNN run: MAE/RMSE of P(.) on the run's test split.",
+    )
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument(
+        "--targets",
+        default="test",
+        help="'test' (every test-split property, the paper's protocol) or a list: --targets=-2.0,-1.5",
+    )
+    ev.add_argument("-n", type=int, default=256, help="samples per target (default 256)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("-o", "--output", metavar="FILE", help="also write the table (.csv or .json)")
+    ev.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    ev.set_defaults(handler=_evaluate)
+
+    rep = commands.add_parser(
+        "reproduce",
+        help="reproduce the paper's Tables 1-6 and Figure 1 into REPORT_DIR/report.md",
+        description="Train every run it needs (or reuse finished ones in REPORT_DIR), evaluate, and write "
+        "report.md with the paper's numbers beside ours, PNG figures and CSV files. Re-running resumes.",
+    )
+    rep.add_argument("--out", required=True, metavar="REPORT_DIR")
+    rep.add_argument("--quick", action="store_true", help="small budgets and few targets (minutes)")
+    rep.set_defaults(handler=_reproduce)
     return parser
 
 
@@ -221,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (DataError, TrainError, GenerateError, CliError) as err:
+    except (DataError, TrainError, GenerateError, EvaluateError, ReproduceError, CliError) as err:
         print(f"stoichgen: error: {err}", file=sys.stderr)
         return 2
 

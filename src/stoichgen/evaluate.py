@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from stoichgen.generate import Generator
 from stoichgen.models import DNN, CondGAN
 from stoichgen.nearest import NearestIndex
 from stoichgen.sample import Sampler
-from stoichgen.train import TrainError, load_checkpoint, model_from_checkpoint
+from stoichgen.train import DataSource, TrainError, load_checkpoint, model_from_checkpoint
 
 
 class EvaluateError(ValueError):
@@ -57,7 +58,7 @@ def check_vocabulary(model_vocabulary: Vocabulary, data: Dataset, what: str = "t
     if model_vocabulary.symbols != data.vocabulary.symbols:
         raise EvaluateError(
             f"{what} was trained on a different element vocabulary ({len(model_vocabulary)} elements) "
-            f"than the evaluation data {data.source!r} ({len(data.vocabulary)} elements)"
+            f"than the evaluation data {data.report.source!r} ({len(data.vocabulary)} elements)"
         )
 
 
@@ -296,11 +297,12 @@ def valence_metrics(
         frames[method] = frame
         for target, part in frame.groupby("target", sort=False):
             error = part["reference_property"].to_numpy() - target
+            valence = np.abs(part["valence"].to_numpy())
             rows.append(
                 {
                     "method": method,
                     "target": float(target),
-                    "abs_valence": float(np.nanmean(np.abs(part["valence"].to_numpy()))),
+                    "abs_valence": float(np.nanmean(valence)) if np.isfinite(valence).any() else np.nan,
                     "mae": float(np.abs(error).mean()),
                     "rmse": float(np.sqrt((error**2).mean())),
                     "distance_e3": float(part["reference_distance"].mean() / nearest.dim * 1e3),
@@ -309,3 +311,59 @@ def valence_metrics(
                 }
             )
     return pd.DataFrame(rows), frames
+
+
+# --- one run, as `stoichgen evaluate RUN_DIR` --------------------------------------------------------------
+
+
+def parse_targets(text: str) -> str | np.ndarray:
+    """``"test"`` or a comma-separated list of numbers."""
+    if text.strip() == "test":
+        return "test"
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EvaluateError(f"--targets {text!r}: expected 'test' or numbers like -2.0,-1.5") from None
+    return check_targets(values, 1)
+
+
+def evaluate_run(
+    run_dir: Path | str, targets: str | Sequence[float] | np.ndarray = "test", n: int = 256, seed: int = 0
+) -> pd.DataFrame:
+    """Table 2 (generative runs; both spaces for x^bp) and Table 4 (runs with a property head) for one run,
+    on the data and split it was trained on. ``targets="test"``: every test-split property (the paper's
+    protocol). One row per metric set, with its wall time in seconds."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise EvaluateError(f"run directory {str(run_dir)!r} does not exist")
+    payload = load_checkpoint(run_dir)
+    if not isinstance(n, int | np.integer) or n <= 0:
+        raise EvaluateError(f"n (samples per target) must be a positive integer, got {n!r}")
+    dataset = DataSource(**payload["data"]).load()
+    check_vocabulary(Vocabulary(tuple(payload["vocabulary"])), dataset, f"the run {str(run_dir)!r}")
+    info = payload["split"]
+    if info.get("kind") == "range":
+        test = dataset.range_split(info["y_max"]).test
+    else:
+        test = dataset.random_split(info["seed"], info["n_test"]).test
+    rows = []
+    if payload["model_class"] in ("CondGAN", "CondVAE"):
+        sampler = Sampler.from_run(run_dir)
+        values = test.y if isinstance(targets, str) and targets == "test" else check_targets(targets, n)
+        for space in ("b", "bp") if sampler.representation == "bp" else ("b",):
+            started = time.perf_counter()
+            nearest = NearestIndex.from_dataset(dataset, sampler.normaliser, space)  # type: ignore[arg-type]
+            m = target_metrics(sampler, nearest, values, n, seed)
+            rows.append({
+                "metric": f"Table 2, near() in x^{space} (whole data set)", "mae": m.mae, "rmse": m.rmse,
+                "distance_e3": m.distance_per_dim_e3, "targets": len(values), "samples": m.n_samples,
+                "empty": m.n_empty, "seconds": time.perf_counter() - started,
+            })  # fmt: skip
+    if payload["model_class"] in ("CondGAN", "DNN"):
+        started = time.perf_counter()
+        m = property_metrics(Predictor.from_run(run_dir), test)
+        rows.append({
+            "metric": "Table 4, P(.) on the test split", "mae": m.mae, "rmse": m.rmse, "distance_e3": np.nan,
+            "targets": m.n, "samples": m.n, "empty": 0, "seconds": time.perf_counter() - started,
+        })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stoichgen.cli import main
+from stoichgen.paper import Plan, ReproduceError, pieces, reproduce, run_specs
+
+TINY = Plan(
+    quick=True,
+    split_seeds=(0, 1),
+    steps=(("cgan", 30), ("cvae", 30), ("dnn", 30)),
+    compile=False,
+    n_targets=3,
+    n_samples=8,
+    n_quality_targets=2,
+    extrapolation_step=1.5,
+)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    reproduce(TINY, out, log=lambda text: None)
+    return out
+
+
+@pytest.mark.slow
+def test_report_tables_figures_and_csv_are_written(report_dir):
+    text = (report_dir / "report.md").read_text()
+    assert "QUICK" in text and f"{len(pieces(TINY))} of {len(pieces(TINY))} evaluation pieces" in text
+    for heading in (
+        "Table 1",
+        "Table 2",
+        "Table 3",
+        "Table 4",
+        "Table 5",
+        "Table 6",
+        "Figure 1A",
+        "Figure 1B",
+    ):
+        assert f"## {heading}" in text
+    assert "0.37 ± 0.03" in text  # the paper's CondGAN(x^bp) MAE beside ours
+    assert "pending" not in text
+    for name in ("fig1a.png", "fig1b.png"):
+        assert (report_dir / name).read_bytes()[:4] == b"\x89PNG"
+    table2 = (report_dir / "table2.csv").read_text().splitlines()
+    assert len(table2) == 1 + 2 * 6  # header + (6 model/space rows) x 2 splits
+    for spec in run_specs(TINY):
+        assert (
+            json.loads((report_dir / "runs" / spec.name / "config.json").read_text())["train"]["steps"] == 30
+        )
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_work_and_redoes_only_what_is_missing(report_dir):
+    results = sorted((report_dir / "results").rglob("*.json"))
+    assert len(results) == len(pieces(TINY))
+    before = {p: p.stat().st_mtime_ns for p in results}
+    checkpoints = {p: p.stat().st_mtime_ns for p in (report_dir / "runs").rglob("checkpoint.pt")}
+    messages: list[str] = []
+    reproduce(TINY, report_dir, log=messages.append)
+    assert not any(m.startswith(("training", "resuming", "evaluated")) for m in messages)
+    assert {p: p.stat().st_mtime_ns for p in results} == before
+    assert {p: p.stat().st_mtime_ns for p in (report_dir / "runs").rglob("checkpoint.pt")} == checkpoints
+    (report_dir / "results" / "table4" / "split-1" / "dnn-bp.json").unlink()
+    messages.clear()
+    reproduce(TINY, report_dir, log=messages.append)
+    assert [m for m in messages if m.startswith("evaluated")] == ["evaluated table4/split-1/dnn-bp"]
+
+
+@pytest.mark.slow
+def test_another_plan_in_the_same_directory_is_refused(report_dir):
+    with pytest.raises(ReproduceError, match="another plan"):
+        reproduce(Plan.quick_plan(), report_dir, log=lambda text: None)
+    assert main(["reproduce", "--quick", "--out", str(report_dir)]) == 2
+
+
+@pytest.mark.slow
+def test_evaluate_cli_on_a_run(report_dir, capsys, tmp_path):
+    run = report_dir / "runs" / "split-0" / "cgan-bp"
+    assert main(["evaluate", str(run), "--targets=-2.0,-1.0", "-n", "4", "-o", str(tmp_path / "e.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "x^b" in out and "x^bp" in out and "Table 4" in out
+    assert len((tmp_path / "e.csv").read_text().splitlines()) == 4
+    assert main(["evaluate", str(run), "-n", "0"]) == 2
+    assert main(["evaluate", str(run), "--targets", ","]) == 2
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
