@@ -57,3 +57,15 @@ def test_too_few_columns_is_an_error(dataset):
         index.query(dataset.x_b())
     with pytest.raises(ValueError, match="normaliser has"):
         NearestIndex(dataset.x_b(), MinMaxNormaliser.fit(dataset.x_b()), dataset.x_p())
+
+
+def test_many_chunks_in_threads_equal_one_chunk(dataset, monkeypatch):
+    import stoichgen.nearest as nearest_module
+
+    index = NearestIndex.from_dataset(dataset, MinMaxNormaliser.fit(dataset.x_bp()), "bp")
+    queries = dataset.x_bp()[np.random.default_rng(1).integers(0, len(dataset), 500)] * 1.1
+    whole = index.query(queries)
+    monkeypatch.setattr(nearest_module, "_CHUNK_CELLS", 3 * len(dataset))  # 3 queries per chunk
+    chunked = index.query(queries)
+    np.testing.assert_array_equal(whole[1], chunked[1])
+    np.testing.assert_array_equal(whole[0], chunked[0])

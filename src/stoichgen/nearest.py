@@ -12,6 +12,8 @@ sparse product (plus one dense product for the 58 x^p columns):
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -20,7 +22,7 @@ from scipy import sparse
 from stoichgen.data import Dataset, MinMaxNormaliser
 
 Space = Literal["b", "bp"]
-_CHUNK_CELLS = 1 << 23  # query rows x reference rows per chunk: 64 MiB of float64 scores
+_CHUNK_CELLS = 1 << 22  # query rows x reference rows per chunk: 32 MiB of float64 scores per thread
 
 
 def _scale(normaliser: MinMaxNormaliser, start: int, stop: int) -> np.ndarray:
@@ -83,9 +85,8 @@ class NearestIndex:
         q_p = None if self.x_p is None else x[:, self.n_b : self.dim] * self.scale_p  # (M, P)
         index = np.empty(len(x), dtype=np.int64)
         distance = np.empty(len(x))
-        step = max(1, _CHUNK_CELLS // max(1, len(self)))
-        for start in range(0, len(x), step):
-            rows = slice(start, start + step)
+
+        def search(rows: slice) -> None:
             scores = (self.x_b @ q_b[rows].T).T  # (m, N)
             if q_p is not None:
                 scores += q_p[rows] @ self.x_p.T  # (m, N)
@@ -95,4 +96,12 @@ class NearestIndex:
             if q_p is not None:
                 d2 += ((q_p[rows] - self.x_p[best]) ** 2).sum(axis=1)
             index[rows], distance[rows] = best, np.sqrt(d2)
+
+        step = max(1, _CHUNK_CELLS // max(1, len(self)))
+        chunks = [slice(start, start + step) for start in range(0, len(x), step)]
+        if len(chunks) == 1:
+            search(chunks[0])
+        else:  # scipy's sparse products and numpy's reductions release the GIL: one chunk per core
+            with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
+                list(pool.map(search, chunks))
         return distance, index
