@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import sparse
-from sklearn.neighbors import NearestNeighbors
 
 from stoichgen.data import MinMaxNormaliser, load_csv
 from stoichgen.nearest import NearestIndex
@@ -19,20 +18,19 @@ def dataset(tmp_path_factory):
 
 
 @pytest.mark.parametrize("space", ["b", "bp"])
-def test_matches_brute_force_in_normalised_space(dataset, space):
+def test_matches_the_full_distance_matrix_in_normalised_space(dataset, space):
     normaliser = MinMaxNormaliser.fit(dataset.x_bp())
     index = NearestIndex.from_dataset(dataset, normaliser, space)
     dim = len(dataset.vocabulary) + (58 if space == "bp" else 0)
     rng = np.random.default_rng(0)
-    # queries: noisy copies of reference rows (x^b fractions and x^p), in data units
+    # queries: scaled copies of reference rows (x^b fractions and x^p), in data units
     queries = dataset.x_bp()[rng.integers(0, len(dataset), 200)] * rng.uniform(0.7, 1.3, (200, 1))
-    scaled = normaliser.transform(dataset.x_bp())[:, :dim]
-    brute = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(scaled)
-    expected_d, expected_i = brute.kneighbors(normaliser.transform(queries)[:, :dim])
+    a = normaliser.transform(queries)[:, None, :dim]  # (M, 1, dim)
+    r = normaliser.transform(dataset.x_bp())[None, :, :dim]  # (1, N, dim)
+    full = np.sqrt(((a - r) ** 2).sum(axis=2))  # (M, N)
     distance, row = index.query(queries)
-    np.testing.assert_array_equal(row, expected_i[:, 0])
-    # sklearn uses the expanded form, accurate to ~1e-10 near zero; ours recomputes the winner exactly
-    np.testing.assert_allclose(distance, expected_d[:, 0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(row, full.argmin(axis=1))
+    np.testing.assert_allclose(distance, full.min(axis=1), rtol=1e-9, atol=1e-12)
     assert index.dim == dim and index.y is not None and index.y[row[0]] == dataset.y[row[0]]
 
 
@@ -59,13 +57,13 @@ def test_too_few_columns_is_an_error(dataset):
         NearestIndex(dataset.x_b(), MinMaxNormaliser.fit(dataset.x_b()), dataset.x_p())
 
 
-def test_many_chunks_in_threads_equal_one_chunk(dataset, monkeypatch):
+def test_many_query_chunks_equal_one_chunk(dataset, monkeypatch):
     import stoichgen.nearest as nearest_module
 
     index = NearestIndex.from_dataset(dataset, MinMaxNormaliser.fit(dataset.x_bp()), "bp")
     queries = dataset.x_bp()[np.random.default_rng(1).integers(0, len(dataset), 500)] * 1.1
     whole = index.query(queries)
-    monkeypatch.setattr(nearest_module, "_CHUNK_CELLS", 3 * len(dataset))  # 3 queries per chunk
+    monkeypatch.setattr(nearest_module, "_QUERY_CHUNK", 3)
     chunked = index.query(queries)
     np.testing.assert_array_equal(whole[1], chunked[1])
     np.testing.assert_array_equal(whole[0], chunked[0])

@@ -1,10 +1,10 @@
 """near(x): the nearest real composition, by Euclidean distance in min-max normalised x^b or x^bp space.
 
 One exact search serves generation (nearest training composition of each candidate) and evaluation
-(paper Sec. 6: nearest composition of the whole data set). Distances do not depend on the normaliser's
-shift, so only its scale is applied; the x^b block stays sparse and each chunk of queries costs one
-sparse product (plus one dense product for the 58 x^p columns):
-||a - r||^2 = |a|^2 + |r|^2 - 2 a.r.
+(paper Sec. 6: nearest composition of the whole data set). scikit-learn's brute-force search (chunked
+matrix products) finds the winner; its distance is then recomputed directly, since the expanded form
+||a||^2 + ||r||^2 - 2 a.r loses precision near zero. Distances do not depend on the normaliser's shift,
+so only its scale is applied.
 
 >>> index = NearestIndex.from_dataset(dataset, normaliser, "bp")          # doctest: +SKIP
 >>> distance, row = index.query(x_bp)                                      # doctest: +SKIP
@@ -12,17 +12,16 @@ sparse product (plus one dense product for the 58 x^p columns):
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
 from scipy import sparse
+from sklearn.neighbors import NearestNeighbors
 
 from stoichgen.data import Dataset, MinMaxNormaliser
 
 Space = Literal["b", "bp"]
-_CHUNK_CELLS = 1 << 22  # query rows x reference rows per chunk: 32 MiB of float64 scores per thread
+_QUERY_CHUNK = 65_536  # query rows scaled at once (the search itself is chunked by scikit-learn)
 
 
 def _scale(normaliser: MinMaxNormaliser, start: int, stop: int) -> np.ndarray:
@@ -56,13 +55,14 @@ class NearestIndex:
                 f"space needs {self.dim}"
             )
         self.scale_b = _scale(normaliser, 0, n_b)  # (V,)
-        self.x_b = sparse.csr_matrix(sparse.csr_matrix(x_b, dtype=np.float64) @ sparse.diags(self.scale_b))
-        self.norms = np.asarray(self.x_b.multiply(self.x_b).sum(axis=1)).ravel()  # (N,)
-        self.x_p = None
+        x_b = x_b.toarray() if sparse.issparse(x_b) else np.asarray(x_b, dtype=np.float64)
+        blocks = [x_b * self.scale_b]  # (N, V)
         if x_p is not None:
             self.scale_p = _scale(normaliser, n_b, n_b + x_p.shape[1])  # (P,)
-            self.x_p = np.ascontiguousarray(np.asarray(x_p, dtype=np.float64) * self.scale_p)  # (N, P)
-            self.norms = self.norms + (self.x_p**2).sum(axis=1)
+            blocks.append(np.asarray(x_p, dtype=np.float64) * self.scale_p)  # (N, P)
+        self.points = np.hstack(blocks)  # (N, dim), normalised units up to a shift
+        self.scale = np.concatenate([self.scale_b, self.scale_p]) if x_p is not None else self.scale_b
+        self.search = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(self.points)
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, normaliser: MinMaxNormaliser, space: Space = "b") -> NearestIndex:
@@ -71,7 +71,7 @@ class NearestIndex:
         return cls(dataset.x_b(), normaliser, dataset.x_p() if space == "bp" else None, dataset.y)
 
     def __len__(self) -> int:
-        return self.x_b.shape[0]
+        return len(self.points)
 
     def query(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (normalised units) and row indices of the nearest reference rows.
@@ -81,27 +81,12 @@ class NearestIndex:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] < self.dim:
             raise ValueError(f"query of shape {x.shape}: x^{self.space} space needs {self.dim} columns")
-        q_b = x[:, : self.n_b] * self.scale_b  # (M, V)
-        q_p = None if self.x_p is None else x[:, self.n_b : self.dim] * self.scale_p  # (M, P)
         index = np.empty(len(x), dtype=np.int64)
         distance = np.empty(len(x))
-
-        def search(rows: slice) -> None:
-            scores = (self.x_b @ q_b[rows].T).T  # (m, N)
-            if q_p is not None:
-                scores += q_p[rows] @ self.x_p.T  # (m, N)
-            best = np.argmin(self.norms[None, :] - 2.0 * scores, axis=1)  # (m,)
-            # exact distances of the winners (the expanded form loses precision near 0)
-            d2 = ((q_b[rows] - self.x_b[best].toarray()) ** 2).sum(axis=1)  # (m,)
-            if q_p is not None:
-                d2 += ((q_p[rows] - self.x_p[best]) ** 2).sum(axis=1)
-            index[rows], distance[rows] = best, np.sqrt(d2)
-
-        step = max(1, _CHUNK_CELLS // max(1, len(self)))
-        chunks = [slice(start, start + step) for start in range(0, len(x), step)]
-        if len(chunks) == 1:
-            search(chunks[0])
-        else:  # scipy's sparse products and numpy's reductions release the GIL: one chunk per core
-            with ThreadPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1)) as pool:
-                list(pool.map(search, chunks))
+        for start in range(0, len(x), _QUERY_CHUNK):
+            rows = slice(start, start + _QUERY_CHUNK)
+            q = x[rows, : self.dim] * self.scale  # (m, dim)
+            best = self.search.kneighbors(q, return_distance=False)[:, 0]  # (m,)
+            index[rows] = best
+            distance[rows] = np.sqrt(((q - self.points[best]) ** 2).sum(axis=1))
         return distance, index
