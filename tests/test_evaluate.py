@@ -132,3 +132,24 @@ def test_memorising_generator_scores_zero_novelty_and_judge_error(dataset):
     table, frames = valence_metrics(generator, nearest, [-2.0], n=2, methods=("none",))
     assert table["abs_valence"].tolist() == [0.0] and table["mae"].tolist() == [pytest.approx(0.5)]
     assert table["distance_e3"].tolist() == [pytest.approx(0.0, abs=1e-9)]
+
+
+def test_evaluate_run_on_its_own_csv_and_after_the_csv_changed(small_csv, tmp_path, capsys):
+    import shutil
+
+    from stoichgen.cli import main
+    from stoichgen.train import DataSource, train
+
+    csv = tmp_path / "mine.csv"
+    shutil.copy(small_csv, csv)
+    run = tmp_path / "run"
+    train("cgan", "b", run, data=DataSource(str(csv)), compile=False, batch_size=64, steps=5, progress=False)
+    assert main(["evaluate", str(run), "--targets=-1.0", "-n", "8"]) == 0
+    assert "Table 2" in capsys.readouterr().out
+    from stoichgen.data import element_descriptors, load_csv
+
+    absent = next(e for e in element_descriptors().index if e not in load_csv(csv).vocabulary)
+    with csv.open("a") as handle:  # a new element changes the data's vocabulary under the model
+        handle.write(f"{absent}O2,-0.5\n")
+    assert main(["evaluate", str(run), "--targets=-1.0", "-n", "8"]) == 2
+    assert "different element vocabulary" in capsys.readouterr().err
