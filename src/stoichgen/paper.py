@@ -696,7 +696,8 @@ returns them (raw decodes, empty ones redrawn): uniqueness (distinct reduced for
 samples), novelty (reduced formula absent from the training split), SMACT validity, charge
 neutrality (common oxidation states), and |y − DNN(composition)|, the property error judged by the
 DNN baseline trained on the same split (not the generator's own P), on all samples and on the
-novel ones alone.
+novel ones alone. Raw decodes are continuous fractions, so they are seldom exactly charge neutral;
+Table 5 shows neutrality after balancing.
 
 {quality}
 
