@@ -686,7 +686,10 @@ against about 8.6 M), so the default preset departs from the paper's settings to
 within a CPU budget: property weights λ2 = λ3 = 10 instead of 1, doubled width, lr 1e-3 instead of
 1e-4 (`stoichgen train --preset paper` keeps the paper's). Our CondVAE uses a Bernoulli likelihood on
 the min-max normalised inputs (the paper does not say which it used). The data set is the authors'
-file less 3 rows a spreadsheet turned into dates.
+file less 3 rows a spreadsheet turned into dates. Not known: why our CondVAE is worse in x^b space
+(like the paper's, it produces near-identical samples per target, see Table 1 and the uniqueness
+below), and why our x^b-space distances are about half the paper's while the x^bp ones are close (the
+paper does not say whether it thresholds x~ before measuring the distance; we do).
 
 ### Beyond the paper: what the MAE above cannot see
 
