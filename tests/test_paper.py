@@ -88,3 +88,10 @@ def test_evaluate_cli_on_a_run(report_dir, capsys, tmp_path):
     assert main(["evaluate", str(run), "--targets", ","]) == 2
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "report.md"
+    target.write_text("keep me")
+    assert main(["reproduce", "--quick", "--out", str(target)]) == 2
+    assert "is not a directory" in capsys.readouterr().err and target.read_text() == "keep me"

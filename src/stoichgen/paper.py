@@ -168,6 +168,8 @@ def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], N
 
 def check_plan(plan: Plan, out: Path) -> None:
     """A report directory holds one plan: refuse to mix a quick run into a full one (or back)."""
+    if out.exists() and not out.is_dir():
+        raise ReproduceError(f"report directory {str(out)!r} exists and is not a directory")
     path = out / "plan.json"
     training = {k: v for k, v in asdict(plan).items() if k in TRAINING_FIELDS}
     text = json.dumps(training, indent=2, sort_keys=True) + "\n"
