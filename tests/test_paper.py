@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from stoichgen.cli import main
@@ -80,10 +82,20 @@ def test_another_plan_in_the_same_directory_is_refused(report_dir):
 @pytest.mark.slow
 def test_evaluate_cli_on_a_run(report_dir, capsys, tmp_path):
     run = report_dir / "runs" / "split-0" / "cgan-bp"
-    assert main(["evaluate", str(run), "--targets=-2.0,-1.0", "-n", "4", "-o", str(tmp_path / "e.csv")]) == 0
+    judge = report_dir / "runs" / "split-0" / "dnn-bp"
+    output = tmp_path / "e.csv"
+    assert (
+        main(
+            ["evaluate", str(run), "--targets=-2.0,-1.0", "-n", "4", "--judge", str(judge), "-o", str(output)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "x^b" in out and "x^bp" in out and "Table 4" in out
-    assert len((tmp_path / "e.csv").read_text().splitlines()) == 4
+    assert "x^b" in out and "x^bp" in out and "Table 4" in out and "beyond the paper" in out
+    table = pd.read_csv(output).set_index("metric")
+    assert len(table) == 4  # Table 2 in x^b and x^bp, beyond the paper, Table 4
+    beyond = table.loc["beyond the paper (generate --balance none)"]
+    assert beyond["samples"] == 8 and 0 <= beyond["novelty"] <= 1 and np.isfinite(beyond["judge_mae"])
     assert main(["evaluate", str(run), "-n", "0"]) == 2
     assert main(["evaluate", str(run), "--targets", ","]) == 2
     assert main(["evaluate", str(tmp_path / "missing")]) == 2

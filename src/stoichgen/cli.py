@@ -151,8 +151,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    table = evaluate_run(args.run_dir, parse_targets(args.targets), args.n, args.seed)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    table = evaluate_run(args.run_dir, parse_targets(args.targets), args.n, args.seed, args.judge)
+    # one column per metric set: the sets have different fields
+    shown = table.set_index("metric").T.dropna(how="all")
+    print(shown.to_string(float_format=lambda v: f"{v:.3f}", na_rep=""))
     if args.output is not None:
         write_table(table, args.output, force=args.force)
     return 0
@@ -248,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("-n", type=int, default=256, help="samples per target (default 256)")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--judge",
+        metavar="DNN_RUN_DIR",
+        help="a DNN run on the same split: judges the property of generated compositions independently",
+    )
     ev.add_argument("-o", "--output", metavar="FILE", help="also write the table (.csv or .json)")
     ev.add_argument("--force", action="store_true", help="overwrite an existing output file")
     ev.set_defaults(handler=_evaluate)
