@@ -12,6 +12,7 @@ vocabulary (paper Sec. 2, with counts normalised to fractions as in the authors'
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -119,6 +120,18 @@ def fractions_matrix(compositions: Sequence[Composition], vocab: Vocabulary) -> 
     for row, comp in enumerate(compositions):
         x[row] = composition_to_fractions(comp, vocab)
     return x
+
+
+def formula_fractions(formulas: Sequence[str], vocab: Vocabulary) -> np.ndarray:
+    """x^b of formula strings (e.g. generated reduced formulas). Shape (N, V).
+
+    >>> formula_fractions(["NaCl"], Vocabulary(("Na", "Cl"))).tolist()
+    [[0.5, 0.5]]
+    """
+    with warnings.catch_warnings():
+        # pymatgen warns that noble gases have no Pauling electronegativity while ordering formulas
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        return fractions_matrix([Composition(f) for f in formulas], vocab)
 
 
 def threshold_fractions(x: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:

@@ -24,16 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from pymatgen.core import Composition
 
-from stoichgen.composition import DEFAULT_THRESHOLD, Vocabulary, fractions_matrix, threshold_fractions
-from stoichgen.data import Dataset, MinMaxNormaliser, descriptor_matrix
+from stoichgen.composition import DEFAULT_THRESHOLD, Vocabulary, formula_fractions, threshold_fractions
+from stoichgen.data import Dataset
 from stoichgen.generate import Generator
-from stoichgen.models import DNN, CondGAN
 from stoichgen.nearest import NearestIndex
-from stoichgen.sample import Sampler
-from stoichgen.train import DataSource, TrainError, load_checkpoint, model_from_checkpoint
+from stoichgen.sample import Predictor, Sampler
+from stoichgen.train import DataSource, load_checkpoint, run_split
 
 
 class EvaluateError(ValueError):
@@ -48,9 +45,13 @@ def check_targets(targets: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
         raise EvaluateError(
             f"targets must be finite numbers, got {targets[~np.isfinite(targets)][:3].tolist()}"
         )
+    check_n(n)
+    return targets
+
+
+def check_n(n: int) -> None:
     if not isinstance(n, int | np.integer) or n <= 0:
         raise EvaluateError(f"n (samples per target) must be a positive integer, got {n!r}")
-    return targets
 
 
 def check_vocabulary(model_vocabulary: Vocabulary, data: Dataset, what: str = "the model") -> None:
@@ -149,52 +150,6 @@ def target_metrics(
 
 
 @dataclass(frozen=True)
-class Predictor:
-    """A trained property predictor: a DNN, or a CondGAN's P(.) head."""
-
-    model: DNN | CondGAN
-    normaliser: MinMaxNormaliser
-    property_normaliser: MinMaxNormaliser
-    vocabulary: Vocabulary
-    representation: str
-
-    @classmethod
-    def from_run(cls, path: Path | str) -> Predictor:
-        payload = load_checkpoint(path)
-        model = model_from_checkpoint(payload)
-        if not isinstance(model, DNN | CondGAN):
-            raise TrainError(
-                f"run {str(path)!r} holds a {payload['model_class']}, which predicts no property"
-            )
-        return cls(
-            model,
-            MinMaxNormaliser.from_state_dict(payload["normaliser"]),
-            MinMaxNormaliser.from_state_dict(payload["property_normaliser"]),
-            Vocabulary(tuple(payload["vocabulary"])),
-            payload["representation"],
-        )
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Property in data units for vectors in data units of the model's representation. Shape (N,)."""
-        with torch.no_grad():
-            p = self.model.predict(torch.tensor(self.normaliser.transform(x), dtype=torch.float32))  # (N, 1)
-        return self.property_normaliser.inverse_transform(p.numpy())[:, 0]
-
-    def predict_fractions(self, x_b: np.ndarray) -> np.ndarray:
-        """Property of compositions given as x^b fractions (N, V); x^p is computed from them."""
-        x_b = np.asarray(x_b, dtype=float)
-        if self.representation == "bp":
-            return self.predict(np.hstack([x_b, x_b @ descriptor_matrix(self.vocabulary)]))
-        return self.predict(x_b)
-
-    def predict_formulas(self, formulas: Sequence[str]) -> np.ndarray:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="No Pauling electronegativity")
-            compositions = [Composition(f) for f in formulas]
-        return self.predict_fractions(fractions_matrix(compositions, self.vocabulary))
-
-
-@dataclass(frozen=True)
 class PropertyMetrics:
     mae: float
     rmse: float
@@ -240,7 +195,8 @@ def sample_quality(
         frame = generator.generate(targets, n, balance="none", seed=seed)
     if frame.empty:
         raise EvaluateError("the model generated no non-empty composition")
-    distinct = frame.groupby("target")["formula"].nunique() / frame.groupby("target")["formula"].size()
+    per_target = frame.groupby("target")["formula"]
+    distinct = per_target.nunique() / per_target.size()
     novel = frame["novel"].to_numpy()
     judge_mae = judge_mae_novel = float("nan")
     if judge is not None:
@@ -287,10 +243,7 @@ def valence_metrics(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             frame = generator.generate(targets, n, balance=method, seed=seed, max_iterations=max_iterations)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="No Pauling electronegativity")
-            x_b = fractions_matrix([Composition(f) for f in frame["formula"]], generator.vocabulary)
-        distance, index = nearest.query(x_b)
+        distance, index = nearest.query(formula_fractions(frame["formula"], generator.vocabulary))
         frame = frame.assign(
             reference_row=index, reference_property=nearest.y[index], reference_distance=distance
         )
@@ -347,15 +300,10 @@ def evaluate_run(
     if not run_dir.exists():
         raise EvaluateError(f"run directory {str(run_dir)!r} does not exist")
     payload = load_checkpoint(run_dir)
-    if not isinstance(n, int | np.integer) or n <= 0:
-        raise EvaluateError(f"n (samples per target) must be a positive integer, got {n!r}")
+    check_n(n)
     dataset = DataSource(**payload["data"]).load()
     check_vocabulary(Vocabulary(tuple(payload["vocabulary"])), dataset, f"the run {str(run_dir)!r}")
-    info = payload["split"]
-    if info.get("kind") == "range":
-        test = dataset.range_split(info["y_max"]).test
-    else:
-        test = dataset.random_split(info["seed"], info["n_test"]).test
+    test = run_split(dataset, payload["split"]).test
     rows = []
     if payload["model_class"] in ("CondGAN", "CondVAE"):
         sampler = Sampler.from_run(run_dir)

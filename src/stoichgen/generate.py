@@ -76,7 +76,7 @@ from stoichgen.charge import DEFAULT_MAX_ATOMS, oxidation_states, smact_valid
 from stoichgen.charge import balance as balance_valence
 from stoichgen.composition import DEFAULT_THRESHOLD, Vocabulary, integer_formula, paper_string
 from stoichgen.composition import threshold_fractions as threshold_rows
-from stoichgen.data import DataError, Dataset, descriptor_matrix
+from stoichgen.data import DataError, Dataset
 from stoichgen.models import CondGAN
 from stoichgen.nearest import NearestIndex
 from stoichgen.sample import Sampler
@@ -86,7 +86,7 @@ from stoichgen.train import (
     _atomic_write_bytes,
     atomic_write_text,
     load_checkpoint,
-    split_dataset,
+    run_split,
 )
 
 REFERENCE = "reference.npz"
@@ -310,12 +310,7 @@ def training_split(payload: dict) -> Dataset:
             f"the model's training data {source.csv or 'bundled MP set'!r} has changed since training: "
             f"{len(dataset.vocabulary)} elements, the model has {len(payload['vocabulary'])}"
         )
-    info = payload["split"]
-    if info.get("kind") == "range":
-        return dataset.range_split(info["y_max"]).train
-    if "n_test" in info:
-        return dataset.random_split(info["seed"], info["n_test"]).train
-    return split_dataset(dataset, info["seed"]).train
+    return run_split(dataset, payload["split"]).train
 
 
 @dataclass(frozen=True, eq=False)
@@ -787,10 +782,7 @@ class Generator:
         predicted_balanced = np.full(len(x), np.nan)
         if isinstance(self.sampler.model, CondGAN):
             predicted = self.sampler.predict_property(raw)
-            features = x
-            if self.sampler.representation == "bp":
-                features = np.hstack([x, x @ descriptor_matrix(self.vocabulary)])
-            predicted_balanced = self.sampler.predict_property(features)
+            predicted_balanced = self.sampler.predictor.predict_fractions(x)
         distance, index = self.nearest.query(x)
         reference = self.reference
         frame = pd.DataFrame(

@@ -54,14 +54,10 @@ class NearestIndex:
                 f"the normaliser has {len(normaliser.minimum)} columns; search in x^{self.space} "
                 f"space needs {self.dim}"
             )
-        self.scale_b = _scale(normaliser, 0, n_b)  # (V,)
         x_b = x_b.toarray() if sparse.issparse(x_b) else np.asarray(x_b, dtype=np.float64)
-        blocks = [x_b * self.scale_b]  # (N, V)
-        if x_p is not None:
-            self.scale_p = _scale(normaliser, n_b, n_b + x_p.shape[1])  # (P,)
-            blocks.append(np.asarray(x_p, dtype=np.float64) * self.scale_p)  # (N, P)
-        self.points = np.hstack(blocks)  # (N, dim), normalised units up to a shift
-        self.scale = np.concatenate([self.scale_b, self.scale_p]) if x_p is not None else self.scale_b
+        blocks = [x_b] if x_p is None else [x_b, np.asarray(x_p, dtype=np.float64)]
+        self.scale = _scale(normaliser, 0, self.dim)  # (dim,)
+        self.points = np.hstack(blocks) * self.scale  # (N, dim), normalised units up to a shift
         self.search = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(self.points)
 
     @classmethod

@@ -22,15 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition
 from tqdm import tqdm
 
-from stoichgen.composition import fractions_matrix, paper_string
+from stoichgen.composition import formula_fractions, paper_string
 from stoichgen.data import PAPER_N_TEST, Dataset, Split, load_mp_formation_energy
-from stoichgen.evaluate import Predictor, property_metrics, sample_quality, target_metrics, valence_metrics
+from stoichgen.evaluate import property_metrics, sample_quality, target_metrics, valence_metrics
 from stoichgen.generate import Generator
 from stoichgen.nearest import NearestIndex
-from stoichgen.sample import Sampler
+from stoichgen.sample import Predictor, Sampler
 from stoichgen.train import (
     CHECKPOINT,
     TrainError,
@@ -236,9 +235,10 @@ class Store:
         return self.path(name).is_file()
 
     def get(self, name: str, compute: Callable[[], dict]) -> dict:
+        found = self.load(name)
+        if found is not None:
+            return found
         path = self.path(name)
-        if path.is_file():
-            return json.loads(path.read_text())
         started = time.monotonic()
         value = compute()
         value["seconds"] = round(time.monotonic() - started, 2)
@@ -347,11 +347,7 @@ def _examples(ctx: _Context, spec: RunSpec, targets: Sequence[float], n: int) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frame = ctx.generator(spec).generate(list(targets), n, balance="none", seed=spec.split_seed)
-    nearest = ctx.nearest(spec, "b")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
-        x_b = fractions_matrix([Composition(f) for f in frame["formula"]], ctx.dataset.vocabulary)
-    _, index = nearest.query(x_b)
+    _, index = ctx.nearest(spec, "b").query(formula_fractions(frame["formula"], ctx.dataset.vocabulary))
     rows = ctx.dataset.frame.iloc[index]
     return [
         {
@@ -398,9 +394,10 @@ def evaluate_all(plan: Plan, out: Path | str, log: Callable[[str], None] = print
     out = Path(out)
     store = Store(out / "results")
     ctx = _Context(plan, out)
-    todo = [(name, compute) for name, compute in pieces(plan) if not store.done(name)]
-    if len(todo) < len(pieces(plan)):
-        log(f"{len(pieces(plan)) - len(todo)} evaluation pieces already done, {len(todo)} to go")
+    every = pieces(plan)
+    todo = [(name, compute) for name, compute in every if not store.done(name)]
+    if len(todo) < len(every):
+        log(f"{len(every) - len(todo)} evaluation pieces already done, {len(todo)} to go")
     for name, compute in tqdm(todo, desc="evaluate", unit="piece", disable=not sys.stderr.isatty()):
         store.get(name, lambda compute=compute: compute(ctx))
         log(f"evaluated {name}")
@@ -556,6 +553,19 @@ def _examples_section(store: Store) -> tuple[str, str]:
     return table1_md, _markdown(pd.DataFrame(rows))
 
 
+def _save_figure(fig, ax, xlabel: str, ylabel: str, path: Path, title: str) -> str:
+    """Label, write and close a figure; returns its Markdown embedding."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"![{title}]({path.name})"
+
+
 def _figures(store: Store, out: Path) -> tuple[str, str, pd.DataFrame]:
     import matplotlib
 
@@ -572,13 +582,7 @@ def _figures(store: Store, out: Path) -> tuple[str, str, pd.DataFrame]:
             ax.hist(values[np.isfinite(values)], bins=40, range=(-4.5, 1.0), alpha=0.5, color=colour,
                     label=f"y = {target:g}")  # fmt: skip
             ax.axvline(target, color=colour, linestyle="--", linewidth=1)
-        ax.set_xlabel("near(y) [eV/atom]")
-        ax.set_ylabel("samples")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "fig1a.png", dpi=120)
-        plt.close(fig)
-        fig1a = "![Fig. 1A](fig1a.png)"
+        fig1a = _save_figure(fig, ax, "near(y) [eV/atom]", "samples", out / "fig1a.png", "Fig. 1A")
     curves = [store.load(f"fig1b/cgan-bp-ymax{y:+.1f}") for y in EXTRAPOLATION_Y_MAX]
     if any(c is not None for c in curves):
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -592,13 +596,9 @@ def _figures(store: Store, out: Path) -> tuple[str, str, pd.DataFrame]:
                 {"y_max": curve["y_max"], "target": t, "rmse": r, "mae": m}
                 for t, r, m in zip(curve["targets"], curve["rmse"], curve["mae"], strict=True)
             ]
-        ax.set_xlabel("target y [eV/atom]")
-        ax.set_ylabel("RMSE of near(y) [eV/atom]")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "fig1b.png", dpi=120)
-        plt.close(fig)
-        fig1b = "![Fig. 1B](fig1b.png)"
+        fig1b = _save_figure(
+            fig, ax, "target y [eV/atom]", "RMSE of near(y) [eV/atom]", out / "fig1b.png", "Fig. 1B"
+        )
     return fig1a, fig1b, pd.DataFrame(rows)
 
 

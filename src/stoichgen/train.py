@@ -162,6 +162,15 @@ def split_dataset(dataset: Dataset, split_seed: int, train_max_property: float |
     return dataset.random_split(split_seed, n_test)
 
 
+def run_split(dataset: Dataset, info: dict) -> Split:
+    """The split a run was trained on, from its checkpoint's description (``payload["split"]``)."""
+    if info.get("kind") == "range":
+        return dataset.range_split(info["y_max"])
+    if "n_test" in info:
+        return dataset.random_split(info["seed"], info["n_test"])
+    return split_dataset(dataset, info["seed"])
+
+
 @dataclass
 class Prepared:
     """Tensors and normalisers for training, fixed by the data and the split."""
