@@ -59,10 +59,12 @@ def stoichgen_loop(stepper: GANStepper, x: torch.Tensor, y: torch.Tensor, steps:
                    rng: torch.Generator) -> None:  # fmt: skip
     """The same sampling as ``stoichgen.train`` does per generator step."""
     for step in range(start, start + steps):
-        idx = torch.randint(0, len(x), (N_CRITIC, BATCH), generator=rng)
+        idx = torch.randint(0, len(x), (N_CRITIC * BATCH,), generator=rng)
         z = torch.rand(N_CRITIC + 1, BATCH, Z_DIM, generator=rng) * 2 - 1
         eps = torch.rand(N_CRITIC, BATCH, 1, generator=rng)
-        logs = stepper.step(x[idx], y[idx], z, eps, step)
+        real = x.index_select(0, idx).view(N_CRITIC, BATCH, -1)
+        prop = y.index_select(0, idx).view(N_CRITIC, BATCH, 1)
+        logs = stepper.step(real, torch.cat([prop, prop[-1:]]), z, eps, step)
     float(logs["gp"])  # wait for the last step
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from stoichgen.cli import main
+from stoichgen.models import CondGAN
 from stoichgen.train import (
     CHECKPOINT,
     FORMAT_VERSION,
@@ -70,10 +71,10 @@ def test_same_seed_same_weights(small_csv, tmp_path, model):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-@pytest.mark.parametrize("model", ["cgan", "dnn"])
-def test_resume_equals_uninterrupted(small_csv, tmp_path, model):
-    _train(small_csv, tmp_path / "whole", model, steps=8)
-    _train(small_csv, tmp_path / "parts", model, steps=4, lr_decay_steps=8)  # as if stopped at 4 of 8
+@pytest.mark.parametrize(("model", "extra"), [("cgan", {}), ("cgan", {"generator_ema": 0.9}), ("dnn", {})])
+def test_resume_equals_uninterrupted(small_csv, tmp_path, model, extra):
+    _train(small_csv, tmp_path / "whole", model, steps=8, **extra)
+    _train(small_csv, tmp_path / "parts", model, steps=4, lr_decay_steps=8, **extra)  # stopped at 4 of 8
     resumed = train(model, "bp", tmp_path / "parts", resume=True, steps=8, progress=False)
     assert resumed.steps == 8
     whole, parts = _weights(tmp_path / "whole"), _weights(tmp_path / "parts")
@@ -84,6 +85,23 @@ def test_resume_equals_uninterrupted(small_csv, tmp_path, model):
         return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in rows]
 
     assert losses("whole") == losses("parts")
+
+
+def test_generator_ema_is_saved_for_sampling(small_csv, tmp_path):
+    raw = load_checkpoint(_train(small_csv, tmp_path / "raw", steps=1).run_dir)
+    averaged = load_checkpoint(_train(small_csv, tmp_path / "ema", steps=1, generator_ema=0.25).run_dir)
+    config = model_from_checkpoint(raw).config
+    torch.manual_seed(0)  # the run's seed: the weights before the first step
+    start = CondGAN(config).state_dict()
+    names = [k for k in raw["state_dict"] if k.startswith("generator.")]
+    for name in names:
+        stepped = raw["state_dict"][name]
+        torch.testing.assert_close(averaged["optimizer"]["generator_weights"][f"gan.{name}"], stepped)
+        expected = 0.25 * start[name] + 0.75 * stepped
+        torch.testing.assert_close(averaged["state_dict"][name], expected, rtol=1e-6, atol=1e-7)
+        assert not torch.equal(averaged["state_dict"][name], stepped)
+    critic = [k for k in raw["state_dict"] if k.startswith("critic.")]
+    assert all(torch.equal(raw["state_dict"][k], averaged["state_dict"][k]) for k in critic)
 
 
 def test_resume_trims_log_written_after_checkpoint(small_csv, tmp_path):

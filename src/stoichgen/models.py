@@ -61,23 +61,26 @@ class Critic(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return [m for m in self.body.modules() if isinstance(m, nn.Linear)]
 
-    def heads_from_first_layer(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """D, P and dD/d(first-layer pre-activation) from the first layer's pre-activation ``pre``.
+    def heads_from_first_layer(
+        self, pre: torch.Tensor, n_penalty: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D and P from the first layer's pre-activation ``pre`` (N, H_1), and dD/d(pre) for its last
+        ``n_penalty`` rows (the ones the gradient penalty needs).
 
         For a ReLU network dD/dh = diag(m_1) W_2^T ... diag(m_L) w_D with m_l the ReLU masks, whose own
         derivative is zero almost everywhere; so this closed form, differentiable in the weights, equals
         double back-propagation for the gradient penalty while needing only first-order autograd.
         """
         rest = self.linears()[1:]
-        h, masks = torch.relu(pre), [pre > 0]  # (B, H_1)
+        h, masks = torch.relu(pre), [pre[-n_penalty:] > 0]  # (N, H_1), (n, H_1)
         for linear in rest:
-            z = linear(h)  # (B, H_l)
-            masks.append(z > 0)
+            z = linear(h)  # (N, H_l)
+            masks.append(z[-n_penalty:] > 0)
             h = torch.relu(z)
-        grad = self.score.weight * masks[-1]  # (B, H_L)
+        grad = self.score.weight * masks[-1]  # (n, H_L)
         for linear, mask in zip(reversed(rest), reversed(masks[:-1]), strict=True):
-            grad = (grad @ linear.weight) * mask  # (B, H_{l-1})
-        return self.score(h), self.property(h), grad  # (B, 1), (B, 1), (B, H_1)
+            grad = (grad @ linear.weight) * mask  # (n, H_{l-1})
+        return self.score(h), self.property(h), grad  # (N, 1), (N, 1), (n, H_1)
 
 
 class CondGAN(nn.Module):
@@ -108,9 +111,10 @@ class CondGAN(nn.Module):
         return self.critic(x)[1]
 
     def critic_loss(
-        self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, eps: torch.Tensor
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor, eps: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """E[D(fake)] - E[D(real)] + lambda_1 GP + lambda_3 E[(y - P(real))^2]; the generator is held fixed.
+        """E[D(fake)] - E[D(real)] + lambda_1 GP + lambda_3 E[(y - P(real))^2], for ``fake`` = G(z, y) drawn
+        with the generator held fixed (``generate`` under ``no_grad``) and ``y`` the real rows' property.
 
         Computed in a reassociated but exactly equivalent form, since the first layer dominates the cost:
         the first-layer pre-activation of x_hat = eps x + (1 - eps) x_tilde is the same mix of those of x
@@ -118,16 +122,15 @@ class CondGAN(nn.Module):
         ``tests/test_models.py`` checks loss and gradients against plain double back-propagation.
         """
         c = self.config
-        with torch.no_grad():
-            fake = self.generate(y, z)  # (B, D)
+        b = real.shape[0]
         first = self.critic.linears()[0]
         # real and fake (and their mix) share one matmul per layer: fewer, larger kernels
         pre_real, pre_fake = first(torch.cat([real, fake])).chunk(2)  # (B, H_1) each
         pre_mixed = eps * pre_real + (1 - eps) * pre_fake  # (B, H_1)
-        score, prop, grad = self.critic.heads_from_first_layer(torch.cat([pre_real, pre_fake, pre_mixed]))
+        pre = torch.cat([pre_real, pre_fake, pre_mixed])  # (3B, H_1)
+        score, prop, grad = self.critic.heads_from_first_layer(pre, n_penalty=b)  # grad: (B, H_1)
         score_real, score_fake, _ = score.chunk(3)  # (B, 1) each
-        property_real = prop[: real.shape[0]]  # (B, 1)
-        grad = grad[2 * real.shape[0] :]  # (B, H_1): only the mixed rows enter the penalty
+        property_real = prop[:b]  # (B, 1)
         gram = first.weight @ first.weight.T  # (H_1, H_1)
         grad_norm = (((grad @ gram) * grad).sum(dim=1) + 1e-12).sqrt()  # (B,)
         penalty = ((grad_norm - 1) ** 2).mean()

@@ -72,6 +72,8 @@ class TrainOptions:
     lambda_real_property: float = 1.0  # CondGAN lambda_3
     lr_final_fraction: float = 1.0  # CondGAN: lr decays linearly to this fraction ...
     lr_decay_steps: int | None = None  # ... over this many steps (default: the step budget)
+    generator_ema: float = 0.0  # CondGAN: decay of an exponential moving average of the generator's
+    # weights, which is what the run saves for sampling (0: off, the raw weights are saved)
     seed: int = 0
     split_seed: int = 0
     train_max_property: float | None = None  # extrapolation split: train on property <= this (Fig. 1B)
@@ -221,103 +223,137 @@ def build_model(options: TrainOptions, x_dim: int) -> nn.Module:
 
 
 class _Objective(nn.Module):
-    """Calls one of the GAN's loss methods, so ``torch.func`` can differentiate it in given weights."""
+    """Calls one of the GAN's methods, so ``torch.func`` can differentiate it in given weights."""
 
     def __init__(self, gan: CondGAN, method: str) -> None:
         super().__init__()
         self.gan = gan
         self.method = method
 
-    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, *tensors: torch.Tensor) -> Any:
         return getattr(self.gan, self.method)(*tensors)
 
 
+class _Flat:
+    """Named tensors packed into one flat vector, and views of such a vector by name.
+
+    The compiled step takes and returns a handful of flat vectors instead of dozens of small tensors,
+    which keeps the per-call guard checks and output copies off the critical path.
+    """
+
+    def __init__(self, named: dict[str, torch.Tensor]) -> None:
+        self.names = list(named)
+        self.shapes = [named[n].shape for n in self.names]
+        self.sizes = [named[n].numel() for n in self.names]
+
+    def pack(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([named[n].reshape(-1) for n in self.names])  # (P,)
+
+    def unpack(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = flat.split(self.sizes)
+        return {n: part.view(shape) for n, part, shape in zip(self.names, parts, self.shapes, strict=True)}
+
+
 def adam_update(
-    params: dict[str, torch.Tensor],
-    grads: dict[str, torch.Tensor],
-    state: dict[str, dict[str, torch.Tensor]],
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
     t: torch.Tensor,
-    lr: float,
+    lr: torch.Tensor,
     betas: tuple[float, float],
     eps: float = 1e-8,
-) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of Adam (as ``torch.optim.Adam``), functional; ``t`` is the 1-based step number."""
     b1, b2 = betas
-    new_params, new_m, new_v = {}, {}, {}
-    for name, p in params.items():
-        m = b1 * state["m"][name] + (1 - b1) * grads[name]
-        v = b2 * state["v"][name] + (1 - b2) * grads[name] * grads[name]
-        m_hat = m / (1 - b1**t)
-        v_hat = v / (1 - b2**t)
-        new_params[name] = p - lr * m_hat / (v_hat.sqrt() + eps)
-        new_m[name], new_v[name] = m, v
-    return new_params, {"m": new_m, "v": new_v}
+    m = b1 * m + (1 - b1) * grad
+    v = b2 * v + (1 - b2) * grad * grad
+    m_hat = m / (1 - b1**t)
+    v_hat = v / (1 - b2**t)
+    return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
 
 
 class GANStepper:
     """Runs the authors' update (n_critic critic steps, then one generator step) as one pure function of
     the weights, so that ``torch.compile`` can fuse it into a few kernels: the Python overhead of many
-    tiny layers, not arithmetic, bounds an eager loop on a CPU."""
+    tiny layers, not arithmetic, bounds an eager loop on a CPU.
+
+    Weights and Adam moments live in flat vectors (``_Flat``). The generator is fixed during the critic
+    steps, so the fakes of all of them are drawn in one batched forward pass.
+    """
 
     def __init__(self, gan: CondGAN, options: TrainOptions, device: torch.device) -> None:
         self.gan = gan
         self.options = options
         self.critic_objective = _Objective(gan, "critic_loss")
         self.generator_objective = _Objective(gan, "generator_loss")
-        named = {f"gan.{k}": v.detach().to(device).clone() for k, v in gan.named_parameters()}
-        self.critic_params = {k: v for k, v in named.items() if k.startswith("gan.critic.")}
-        self.generator_params = {k: v for k, v in named.items() if k.startswith("gan.generator.")}
-        self.critic_state = {"m": _zeros(self.critic_params), "v": _zeros(self.critic_params)}
-        self.generator_state = {"m": _zeros(self.generator_params), "v": _zeros(self.generator_params)}
+        self.generate_objective = _Objective(gan, "generate")
+        named = {f"gan.{k}": v.detach().to(device) for k, v in gan.named_parameters()}
+        self.critic_layout = _Flat({k: v for k, v in named.items() if k.startswith("gan.critic.")})
+        self.generator_layout = _Flat({k: v for k, v in named.items() if k.startswith("gan.generator.")})
+        self.critic = self.critic_layout.pack(named)  # (P_c,)
+        self.generator = self.generator_layout.pack(named)  # (P_g,)
+        self.critic_m, self.critic_v = torch.zeros_like(self.critic), torch.zeros_like(self.critic)
+        self.generator_m, self.generator_v = (
+            torch.zeros_like(self.generator),
+            torch.zeros_like(self.generator),
+        )
+        # the weight average of the generator, what the run saves for sampling (None: not kept)
+        self.generator_ema = self.generator.clone() if options.generator_ema > 0 else None
         self.step_fn: Callable = self._step
         if options.compile:
             self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
 
-    def _critic_loss(self, critic_params, generator_params, real, y, z, eps):
-        return functional_call(
-            self.critic_objective, {**critic_params, **generator_params}, (real, y, z, eps)
-        )
+    def _critic_loss(self, critic, real, fake, y, eps):
+        params = self.critic_layout.unpack(critic)
+        return functional_call(self.critic_objective, params, (real, fake, y, eps))
 
-    def _generator_loss(self, generator_params, critic_params, y, z):
-        return functional_call(self.generator_objective, {**critic_params, **generator_params}, (y, z))
+    def _generator_loss(self, generator, critic, y, z):
+        params = {**self.critic_layout.unpack(critic), **self.generator_layout.unpack(generator)}
+        return functional_call(self.generator_objective, params, (y, z))
 
-    def _step(self, critic_params, generator_params, critic_state, generator_state, t_critic, t_generator,
-              lr, real, y, z, eps):  # fmt: skip
-        """real (C, B, D), y (C, B, 1), z (C + 1, B, Z), eps (C, B, 1) for C = n_critic."""
+    def _step(self, critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema,
+              t_critic, t_generator, lr, real, y, z, eps):  # fmt: skip
+        """real (C, B, D), y (C + 1, B, 1), z (C + 1, B, Z), eps (C, B, 1) for C = n_critic; the last
+        y and z are the generator step's."""
         betas = self.options.betas
-        for k in range(real.shape[0]):
+        c, b, d = real.shape
+        with torch.no_grad():
+            fakes = functional_call(
+                self.generate_objective,
+                self.generator_layout.unpack(generator),
+                (y[:c].reshape(c * b, 1), z[:c].reshape(c * b, -1)),
+            ).view(c, b, d)  # (C, B, D)
+        for k in range(c):
             grads, critic_logs = grad(self._critic_loss, has_aux=True)(
-                critic_params, generator_params, real[k], y[k], z[k], eps[k]
+                critic, real[k], fakes[k], y[k], eps[k]
             )
-            critic_params, critic_state = adam_update(
-                critic_params, grads, critic_state, t_critic + k + 1, lr, betas
+            critic, critic_m, critic_v = adam_update(
+                critic, grads, critic_m, critic_v, t_critic + k + 1, lr, betas
             )
-        grads, generator_logs = grad(self._generator_loss, has_aux=True)(
-            generator_params, critic_params, y[-1], z[-1]
+        grads, generator_logs = grad(self._generator_loss, has_aux=True)(generator, critic, y[c], z[c])
+        generator, generator_m, generator_v = adam_update(
+            generator, grads, generator_m, generator_v, t_generator + 1, lr, betas
         )
-        generator_params, generator_state = adam_update(
-            generator_params, grads, generator_state, t_generator + 1, lr, betas
-        )
-        return (
-            critic_params,
-            generator_params,
-            critic_state,
-            generator_state,
-            {**critic_logs, **generator_logs},
-        )
+        if generator_ema is not None:
+            generator_ema = torch.lerp(generator, generator_ema, self.options.generator_ema)
+        logs = {**critic_logs, **generator_logs}
+        return critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema, logs
 
     def step(
         self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, eps: torch.Tensor, step: int
     ) -> dict:
+        """One generator step; shapes as in ``_step``. ``step`` is the 0-based generator step number."""
         c = real.shape[0]
         t_critic = torch.tensor(float(step * c), device=real.device)
         t_generator = torch.tensor(float(step), device=real.device)
         lr = torch.tensor(self.learning_rate(step), device=real.device)
         out = self.step_fn(
-            self.critic_params, self.generator_params, self.critic_state, self.generator_state,
-            t_critic, t_generator, lr, real, y, z, eps,
+            self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
+            self.generator_ema, t_critic, t_generator, lr, real, y, z, eps,
         )  # fmt: skip
-        self.critic_params, self.generator_params, self.critic_state, self.generator_state, logs = out
+        (self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
+         self.generator_ema, logs) = out  # fmt: skip
         return logs
 
     def learning_rate(self, step: int) -> float:
@@ -329,32 +365,56 @@ class GANStepper:
         return o.lr * (1 - (1 - o.lr_final_fraction) * progress)
 
     def sync_to_model(self) -> None:
+        """The model gets the critic and, for sampling, the generator's average (if kept) or its weights."""
+        generator = self.generator if self.generator_ema is None else self.generator_ema
+        weights = {**self.critic_layout.unpack(self.critic), **self.generator_layout.unpack(generator)}
         with torch.no_grad():
             for name, p in self.gan.named_parameters():
-                source = {**self.critic_params, **self.generator_params}[f"gan.{name}"]
-                p.copy_(source.to(p.device))
+                p.copy_(weights[f"gan.{name}"].to(p.device))
 
     def optimizer_state(self) -> dict:
-        return {
-            "critic": {k: {n: t.cpu() for n, t in v.items()} for k, v in self.critic_state.items()},
-            "generator": {k: {n: t.cpu() for n, t in v.items()} for k, v in self.generator_state.items()},
+        """Adam's moments by parameter name (and the raw generator weights when the model holds the
+        average, since resuming needs both)."""
+
+        def by_name(layout: _Flat, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {k: v.cpu().clone() for k, v in layout.unpack(flat).items()}
+
+        state = {
+            "critic": {
+                "m": by_name(self.critic_layout, self.critic_m),
+                "v": by_name(self.critic_layout, self.critic_v),
+            },
+            "generator": {
+                "m": by_name(self.generator_layout, self.generator_m),
+                "v": by_name(self.generator_layout, self.generator_v),
+            },
         }
+        if self.generator_ema is not None:
+            state["generator_weights"] = by_name(self.generator_layout, self.generator)
+        return state
 
     def load(self, state_dict: dict[str, torch.Tensor], optimizer: dict, device: torch.device) -> None:
-        self.critic_params = {k: state_dict[k[len("gan.") :]].to(device).clone() for k in self.critic_params}
-        self.generator_params = {
-            k: state_dict[k[len("gan.") :]].to(device).clone() for k in self.generator_params
-        }
-        self.critic_state = {
-            k: {n: t.to(device) for n, t in v.items()} for k, v in optimizer["critic"].items()
-        }
-        self.generator_state = {
-            k: {n: t.to(device) for n, t in v.items()} for k, v in optimizer["generator"].items()
-        }
-
-
-def _zeros(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: torch.zeros_like(v) for k, v in params.items()}
+        """Continue from a checkpoint's model weights and ``optimizer_state()``."""
+        named = {f"gan.{k}": v.to(device) for k, v in state_dict.items()}
+        self.critic = self.critic_layout.pack(named)
+        self.generator = self.generator_layout.pack(named)
+        if self.generator_ema is not None:
+            self.generator_ema = self.generator.clone()
+            self.generator = self.generator_layout.pack(
+                {k: v.to(device) for k, v in optimizer["generator_weights"].items()}
+            )
+        self.critic_m = self.critic_layout.pack(
+            {k: v.to(device) for k, v in optimizer["critic"]["m"].items()}
+        )
+        self.critic_v = self.critic_layout.pack(
+            {k: v.to(device) for k, v in optimizer["critic"]["v"].items()}
+        )
+        self.generator_m = self.generator_layout.pack(
+            {k: v.to(device) for k, v in optimizer["generator"]["m"].items()}
+        )
+        self.generator_v = self.generator_layout.pack(
+            {k: v.to(device) for k, v in optimizer["generator"]["v"].items()}
+        )
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------
@@ -673,10 +733,14 @@ class _GANLoop(_Loop):
 
     def train_step(self) -> dict[str, torch.Tensor]:
         c, b, z_dim = self.options.n_critic, self.options.batch_size, self.net.config.z_dim
-        idx = self.batch_indices(c, b)  # (C, B)
+        idx = self.batch_indices(c, b).view(-1)  # (C * B,)
         z = self.uniform(c + 1, b, z_dim) * 2 - 1  # (C + 1, B, Z) ~ U(-1, 1)
         eps = self.uniform(c, b, 1)  # (C, B, 1) ~ U[0, 1]
-        return self.stepper.step(self.x[idx], self.y[idx], z, eps, self.step)
+        real = self.x.index_select(0, idx).view(c, b, -1)  # (C, B, D)
+        y = self.y.index_select(0, idx).view(c, b, 1)  # (C, B, 1)
+        # the generator step conditions on the last critic batch's properties, as in the authors' code
+        y = torch.cat([y, y[-1:]])  # (C + 1, B, 1)
+        return self.stepper.step(real, y, z, eps, self.step)
 
     def optimizer_state(self) -> dict:
         return self.stepper.optimizer_state()
