@@ -8,6 +8,7 @@ import pytest
 
 from stoichgen.cli import main
 from stoichgen.paper import Plan, ReproduceError, pieces, reproduce, run_specs
+from stoichgen.train import PRESETS
 
 TINY = Plan(
     quick=True,
@@ -77,6 +78,16 @@ def test_another_plan_in_the_same_directory_is_refused(report_dir):
     with pytest.raises(ReproduceError, match="another plan"):
         reproduce(Plan.quick_plan(), report_dir, log=lambda text: None)
     assert main(["reproduce", "--quick", "--out", str(report_dir)]) == 2
+
+
+@pytest.mark.slow
+def test_runs_trained_under_another_default_are_refused(report_dir, monkeypatch):
+    changed = {**PRESETS[("cgan", "default")], "generator_ema": 0.5}
+    monkeypatch.setitem(PRESETS, ("cgan", "default"), changed)
+    before = {p: p.stat().st_mtime_ns for p in report_dir.rglob("*") if p.is_file()}
+    with pytest.raises(ReproduceError, match="generator_ema.*another --out"):
+        reproduce(TINY, report_dir, log=lambda text: None)
+    assert {p: p.stat().st_mtime_ns for p in report_dir.rglob("*") if p.is_file()} == before
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from stoichgen.sample import Predictor, Sampler
 from stoichgen.train import (
     CHECKPOINT,
     TrainError,
+    TrainOptions,
     atomic_write_text,
     load_checkpoint,
     make_options,
@@ -55,6 +56,11 @@ FIG1A_TARGETS = (-3.24, -2.03, -0.10)
 
 
 TRAINING_FIELDS = ("quick", "split_seeds", "steps", "compile")  # evaluation settings may change between runs
+# TrainOptions a finished run must share with today's preset to be reused
+RUN_HYPERPARAMETERS = (
+    "preset", "batch_size", "lr", "betas", "n_critic", "hidden", "lambda_fake_property",
+    "lambda_real_property", "lr_final_fraction", "generator_ema",
+)  # fmt: skip
 
 
 class ReproduceError(ValueError):
@@ -138,9 +144,18 @@ def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], N
             "seed": spec.split_seed,
             "train_max_property": spec.train_max_property,
         }
-        mismatch = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
+        # the preset's hyper-parameters too: a default changed since the run must not be mixed in
+        preset = asdict(make_options(spec.model, spec.representation))
+        wanted |= {k: preset[k] for k in RUN_HYPERPARAMETERS}
+        # a field added to TrainOptions after the run was trained had its default then
+        defaults = {f.name: f.default for f in fields(TrainOptions)}
+        stored = {k: stored.get(k, defaults.get(k)) for k in wanted}
+        mismatch = {k: (stored[k], v) for k, v in wanted.items() if _plain(stored[k]) != _plain(v)}
         if mismatch:
-            raise ReproduceError(f"run {str(out)!r} was trained with other settings: {mismatch}")
+            raise ReproduceError(
+                f"run {str(out)!r} was trained with other settings (stored, now): {mismatch}; "
+                "use another --out directory"
+            )
         if payload["progress"]["step"] >= steps:
             return out
         resume = True
@@ -163,6 +178,11 @@ def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], N
     )
     log(f"trained {spec.name} in {time.monotonic() - started:.0f} s")
     return out
+
+
+def _plain(value: object) -> object:
+    """JSON round-trips turn tuples into lists; compare them alike."""
+    return list(value) if isinstance(value, tuple | list) else value
 
 
 def check_plan(plan: Plan, out: Path) -> None:
