@@ -55,8 +55,14 @@ class Critic(nn.Module):
         self.property = nn.Linear(hidden[-1], 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x)  # (B, H)
-        return self.score(h), self.property(h)  # (B, 1), (B, 1)
+        return self.heads(self.body(x))
+
+    def heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D and P from the last hidden layer, as one product: tiny matrix products cost their call."""
+        weight = torch.cat([self.score.weight, self.property.weight])  # (2, H)
+        bias = torch.cat([self.score.bias, self.property.bias])  # (2,)
+        score, prop = F.linear(h, weight, bias).split(1, dim=1)  # (B, 1), (B, 1)
+        return score, prop
 
     def linears(self) -> list[nn.Linear]:
         return [m for m in self.body.modules() if isinstance(m, nn.Linear)]
@@ -80,7 +86,7 @@ class Critic(nn.Module):
         grad = self.score.weight * masks[-1]  # (n, H_L)
         for linear, mask in zip(reversed(rest), reversed(masks[:-1]), strict=True):
             grad = (grad @ linear.weight) * mask  # (n, H_{l-1})
-        return self.score(h), self.property(h), grad  # (N, 1), (N, 1), (n, H_1)
+        return (*self.heads(h), grad)  # (N, 1), (N, 1), (n, H_1)
 
 
 class CondGAN(nn.Module):
