@@ -6,13 +6,15 @@ import pytest
 import torch
 
 from stoichgen.cli import main
-from stoichgen.models import CondGAN
+from stoichgen.models import CondGAN, CondGANConfig
 from stoichgen.train import (
     CHECKPOINT,
     FORMAT_VERSION,
     DataSource,
+    GANStepper,
     TrainError,
     load_checkpoint,
+    make_options,
     model_from_checkpoint,
     train,
 )
@@ -97,11 +99,19 @@ def test_generator_ema_is_saved_for_sampling(small_csv, tmp_path):
     for name in names:
         stepped = raw["state_dict"][name]
         torch.testing.assert_close(averaged["optimizer"]["generator_weights"][f"gan.{name}"], stepped)
-        expected = 0.25 * start[name] + 0.75 * stepped
+        expected = 0.1 * start[name] + 0.9 * stepped  # step 0's decay: min(0.25, 1 / 10)
         torch.testing.assert_close(averaged["state_dict"][name], expected, rtol=1e-6, atol=1e-7)
         assert not torch.equal(averaged["state_dict"][name], stepped)
     critic = [k for k in raw["state_dict"] if k.startswith("critic.")]
     assert all(torch.equal(raw["state_dict"][k], averaged["state_dict"][k]) for k in critic)
+
+
+def test_generator_average_warms_up():
+    options = make_options("cgan", "bp", generator_ema=0.999, compile=False)
+    stepper = GANStepper(CondGAN(CondGANConfig(x_dim=12)), options, torch.device("cpu"))
+    assert stepper.ema_decay(0) == pytest.approx(0.1)  # a short run is not stuck near the start
+    assert stepper.ema_decay(90) == pytest.approx(0.91)
+    assert stepper.ema_decay(50_000) == 0.999
 
 
 def test_resume_trims_log_written_after_checkpoint(small_csv, tmp_path):

@@ -73,7 +73,7 @@ class TrainOptions:
     lr_final_fraction: float = 1.0  # CondGAN: lr decays linearly to this fraction ...
     lr_decay_steps: int | None = None  # ... over this many steps (default: the step budget)
     generator_ema: float = 0.0  # CondGAN: decay of an exponential moving average of the generator's
-    # weights, which is what the run saves for sampling (0: off, the raw weights are saved)
+    # weights (warmed up: GANStepper.ema_decay), which is what the run saves for sampling (0: off)
     seed: int = 0
     split_seed: int = 0
     train_max_property: float | None = None  # extrapolation split: train on property <= this (Fig. 1B)
@@ -314,7 +314,7 @@ class GANStepper:
         return functional_call(self.generator_objective, params, (y, z))
 
     def _step(self, critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema,
-              t_critic, t_generator, lr, real, y, z, eps):  # fmt: skip
+              ema_decay, t_critic, t_generator, lr, real, y, z, eps):  # fmt: skip
         """real (C, B, D), y (C + 1, B, 1), z (C + 1, B, Z), eps (C, B, 1) for C = n_critic; the last
         y and z are the generator step's."""
         betas = self.options.betas
@@ -337,7 +337,7 @@ class GANStepper:
             generator, grads, generator_m, generator_v, t_generator + 1, lr, betas
         )
         if generator_ema is not None:
-            generator_ema = torch.lerp(generator, generator_ema, self.options.generator_ema)
+            generator_ema = torch.lerp(generator, generator_ema, ema_decay)
         logs = {**critic_logs, **generator_logs}
         return critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema, logs
 
@@ -349,13 +349,20 @@ class GANStepper:
         t_critic = torch.tensor(float(step * c), device=real.device)
         t_generator = torch.tensor(float(step), device=real.device)
         lr = torch.tensor(self.learning_rate(step), device=real.device)
+        ema_decay = torch.tensor(self.ema_decay(step), device=real.device)
         out = self.step_fn(
             self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
-            self.generator_ema, t_critic, t_generator, lr, real, y, z, eps,
+            self.generator_ema, ema_decay, t_critic, t_generator, lr, real, y, z, eps,
         )  # fmt: skip
         (self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
          self.generator_ema, logs) = out  # fmt: skip
         return logs
+
+    def ema_decay(self, step: int) -> float:
+        """Decay of the generator's weight average at 0-based generator step ``step``:
+        min(generator_ema, (1 + step) / (10 + step)), so that the average of a short run is not dominated
+        by the untrained start (the warm-up of TensorFlow's ExponentialMovingAverage)."""
+        return min(self.options.generator_ema, (1 + step) / (10 + step))
 
     def learning_rate(self, step: int) -> float:
         """Linear decay from lr to lr * lr_final_fraction over a step budget; constant without one."""
