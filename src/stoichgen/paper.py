@@ -88,7 +88,7 @@ class Plan:
     def quick_plan(cls) -> Plan:
         return cls(
             quick=True,
-            steps=(("cgan", 400), ("cvae", 1500), ("dnn", 1500)),
+            steps=(("cgan", 2000), ("cvae", 1500), ("dnn", 1500)),
             compile=False,
             n_targets=40,
             n_samples=64,
