@@ -106,6 +106,14 @@ def test_generator_ema_is_saved_for_sampling(small_csv, tmp_path):
     assert all(torch.equal(raw["state_dict"][k], averaged["state_dict"][k]) for k in critic)
 
 
+def test_cgan_default_differs_by_representation():
+    bp, b = make_options("cgan", "bp"), make_options("cgan", "b")
+    assert (bp.n_critic, bp.generator_ema, bp.hidden) == (1, 0.999, (120, 240))
+    # the x^bp tuning collapses x^b samples to one element, so x^b keeps the previous default
+    assert (b.n_critic, b.generator_ema, b.hidden, b.steps) == (5, 0.0, (60, 120), 90_000)
+    assert make_options("cgan", "b", n_critic=2).n_critic == 2  # explicit options still win
+
+
 def test_generator_average_warms_up():
     options = make_options("cgan", "bp", generator_ema=0.999, compile=False)
     stepper = GANStepper(CondGAN(CondGANConfig(x_dim=12)), options, torch.device("cpu"))

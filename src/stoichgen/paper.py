@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,11 +96,11 @@ class Plan:
             extrapolation_step=0.5,
         )
 
-    def steps_for(self, model: str) -> int:
+    def steps_for(self, model: str, representation: str = "bp") -> int:
         override = dict(self.steps or ())
         if model in override:
             return override[model]
-        steps = make_options(model, "bp").steps
+        steps = make_options(model, representation).steps
         assert steps is not None
         return steps
 
@@ -132,7 +132,7 @@ def run_specs(plan: Plan) -> list[RunSpec]:
 def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], None] = print) -> Path:
     """Train ``spec`` into ``runs_dir / spec.name`` unless already done; resume a partial run."""
     out = runs_dir / spec.name
-    steps = plan.steps_for(spec.model)
+    steps = plan.steps_for(spec.model, spec.representation)
     resume = False
     if (out / CHECKPOINT).is_file():
         payload = load_checkpoint(out)
@@ -659,7 +659,10 @@ def write_report(plan: Plan, out: Path | str) -> Path:
     kind = "full"
     if plan.quick:
         kind = "QUICK (small training budgets and few targets: not comparable with the paper)"
-    steps = ", ".join(f"{LABELS[m]} {plan.steps_for(m):,}" for m in ("cgan", "cvae", "dnn"))
+    steps = ", ".join(
+        f"{label(m, r)} {plan.steps_for(m, r):,}"
+        for m, r in (("cgan", "bp"), ("cgan", "b"), ("cvae", "bp"), ("dnn", "bp"))
+    )
     cgan_steps = plan.steps_for("cgan")
     text = REPORT_TEMPLATE.format(
         kind=kind, command="stoichgen reproduce" + (" --quick" if plan.quick else "") + f" --out {out}",
@@ -680,19 +683,29 @@ PAPER_GENERATOR_STEPS = 8_600_000  # 50,000 epochs of 44,040 / 256 batches
 
 
 def _describe_cgan_preset() -> str:
-    """How today's default CondGAN preset (what the report's runs were checked against) departs from
-    the paper's."""
-    o, paper = make_options("cgan", "bp"), make_options("cgan", "bp", "paper")
-    parts = [
-        f"property weights λ2 = {o.lambda_fake_property:g}, λ3 = {o.lambda_real_property:g} instead of 1",
-        f"hidden sizes {o.hidden or 'paper'} instead of {(30, 60)}",
-        f"lr {o.lr:g} instead of {paper.lr:g}",
-    ]
-    if o.n_critic != paper.n_critic:
-        parts.append(f"{o.n_critic} critic step(s) per generator step instead of {paper.n_critic}")
-    if o.generator_ema:
-        parts.append(f"samples from a moving average of the generator's weights (decay {o.generator_ema:g})")
-    return ", ".join(parts)
+    """How today's default CondGAN presets (what the report's runs were checked against) depart from
+    the paper's, for x^bp and, where it differs, x^b."""
+    paper = make_options("cgan", "bp", "paper")
+
+    def describe(o: TrainOptions) -> str:
+        parts = [
+            f"property weights λ2 = {o.lambda_fake_property:g}, λ3 = {o.lambda_real_property:g} instead of 1",
+            f"hidden sizes {o.hidden or 'paper'} instead of {(30, 60)}",
+            f"lr {o.lr:g} instead of {paper.lr:g}",
+        ]
+        if o.n_critic != paper.n_critic:
+            parts.append(f"{o.n_critic} critic step(s) per generator step instead of {paper.n_critic}")
+        if o.generator_ema:
+            parts.append(
+                f"samples from a moving average of the generator's weights (decay {o.generator_ema:g})"
+            )
+        return ", ".join(parts)
+
+    bp, b = make_options("cgan", "bp"), make_options("cgan", "b")
+    text = describe(bp)
+    if b != replace(bp, representation="b"):
+        text = f"for x^bp {text}; for x^b {describe(b)}, {b.steps:,} steps"
+    return text
 
 
 REPORT_TEMPLATE = """\
