@@ -17,7 +17,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from stoichgen.train import (
     load_checkpoint,
     make_options,
     split_dataset,
+    stored_options,
     train,
 )
 
@@ -56,10 +57,11 @@ FIG1A_TARGETS = (-3.24, -2.03, -0.10)
 
 
 TRAINING_FIELDS = ("quick", "split_seeds", "steps", "compile")  # evaluation settings may change between runs
-# TrainOptions a finished run must share with today's preset to be reused
-RUN_HYPERPARAMETERS = (
-    "preset", "batch_size", "lr", "betas", "n_critic", "hidden", "lambda_fake_property",
-    "lambda_real_property", "lr_final_fraction", "generator_ema",
+# TrainOptions a finished run must share with what the plan would train today to be reused
+RUN_FIELDS = (
+    "model", "representation", "split_seed", "seed", "train_max_property", "preset", "batch_size", "lr",
+    "betas", "n_critic", "hidden", "lambda_fake_property", "lambda_real_property", "lr_final_fraction",
+    "generator_ema",
 )  # fmt: skip
 
 
@@ -136,21 +138,19 @@ def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], N
     resume = False
     if (out / CHECKPOINT).is_file():
         payload = load_checkpoint(out)
-        stored = payload["train"]
-        wanted = {
-            "model": spec.model,
-            "representation": spec.representation,
-            "split_seed": spec.split_seed,
-            "seed": spec.split_seed,
-            "train_max_property": spec.train_max_property,
+        stored = stored_options(payload)
+        # today's preset too: a default changed since the run was trained must not be mixed in
+        wanted = replace(
+            make_options(spec.model, spec.representation),
+            seed=spec.split_seed,
+            split_seed=spec.split_seed,
+            train_max_property=spec.train_max_property,
+        )
+        mismatch = {
+            k: (getattr(stored, k), getattr(wanted, k))
+            for k in RUN_FIELDS
+            if getattr(stored, k) != getattr(wanted, k)
         }
-        # the preset's hyper-parameters too: a default changed since the run must not be mixed in
-        preset = asdict(make_options(spec.model, spec.representation))
-        wanted |= {k: preset[k] for k in RUN_HYPERPARAMETERS}
-        # a field added to TrainOptions after the run was trained had its default then
-        defaults = {f.name: f.default for f in fields(TrainOptions)}
-        stored = {k: stored.get(k, defaults.get(k)) for k in wanted}
-        mismatch = {k: (stored[k], v) for k, v in wanted.items() if _plain(stored[k]) != _plain(v)}
         if mismatch:
             raise ReproduceError(
                 f"run {str(out)!r} was trained with other settings (stored, now): {mismatch}; "
@@ -178,11 +178,6 @@ def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], N
     )
     log(f"trained {spec.name} in {time.monotonic() - started:.0f} s")
     return out
-
-
-def _plain(value: object) -> object:
-    """JSON round-trips turn tuples into lists; compare them alike."""
-    return list(value) if isinstance(value, tuple | list) else value
 
 
 def check_plan(plan: Plan, out: Path) -> None:

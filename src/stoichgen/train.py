@@ -485,6 +485,15 @@ def load_checkpoint(path: Path | str) -> dict:
     return payload
 
 
+def stored_options(payload: dict) -> TrainOptions:
+    """The ``TrainOptions`` a checkpoint was trained with. Fields added since then take their defaults,
+    which is what they were before they existed."""
+    stored = dict(payload["train"])
+    stored["betas"] = tuple(stored["betas"])  # JSON-like storage turns tuples into lists
+    stored["hidden"] = tuple(stored["hidden"]) if stored["hidden"] else None
+    return TrainOptions(**stored)
+
+
 def model_from_checkpoint(payload: dict) -> nn.Module:
     model_class, config_class = MODEL_CLASSES[payload["model_class"]]
     config = config_class(
@@ -585,10 +594,7 @@ def train(
     resuming = _prepare_run_dir(out, resume, force)
     payload = load_checkpoint(out / CHECKPOINT) if resuming else None
     if payload is not None:
-        stored = payload["train"]
-        stored["betas"] = tuple(stored["betas"])
-        stored["hidden"] = tuple(stored["hidden"]) if stored["hidden"] else None
-        options = TrainOptions(**stored)
+        options = stored_options(payload)
         if steps is not None or minutes is not None:  # a resumed run may be given a new budget
             options = replace(options, steps=steps, minutes=minutes)
         data = DataSource(**payload["data"])
