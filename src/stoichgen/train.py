@@ -411,26 +411,31 @@ class GANStepper:
 
     def load(self, state_dict: dict[str, torch.Tensor], optimizer: dict, device: torch.device) -> None:
         """Continue from a checkpoint's model weights and ``optimizer_state()``."""
-        named = {f"gan.{k}": v.to(device) for k, v in state_dict.items()}
+
+        def on_device(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v.to(device) for k, v in named.items()}
+
+        named = on_device({f"gan.{k}": v for k, v in state_dict.items()})
         self.critic = self.critic_layout.pack(named)
         self.generator = self.generator_layout.pack(named)
         if self.generator_ema is not None:
             self.generator_ema = self.generator.clone()
-            self.generator = self.generator_layout.pack(
-                {k: v.to(device) for k, v in optimizer["generator_weights"].items()}
-            )
-        self.critic_m = self.critic_layout.pack(
-            {k: v.to(device) for k, v in optimizer["critic"]["m"].items()}
-        )
-        self.critic_v = self.critic_layout.pack(
-            {k: v.to(device) for k, v in optimizer["critic"]["v"].items()}
-        )
-        self.generator_m = self.generator_layout.pack(
-            {k: v.to(device) for k, v in optimizer["generator"]["m"].items()}
-        )
-        self.generator_v = self.generator_layout.pack(
-            {k: v.to(device) for k, v in optimizer["generator"]["v"].items()}
-        )
+            self.generator = self.generator_layout.pack(on_device(optimizer["generator_weights"]))
+        self.critic_m = self.critic_layout.pack(on_device(optimizer["critic"]["m"]))
+        self.critic_v = self.critic_layout.pack(on_device(optimizer["critic"]["v"]))
+        self.generator_m = self.generator_layout.pack(on_device(optimizer["generator"]["m"]))
+        self.generator_v = self.generator_layout.pack(on_device(optimizer["generator"]["v"]))
+
+
+def gan_batch(
+    x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, n_critic: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``idx`` (C * B,) of the training tensors as the stepper takes them: real (C, B, D) and
+    y (C + 1, B, 1), the generator step conditioning on the last critic batch's properties, as in the
+    authors' code."""
+    real = x.index_select(0, idx).view(n_critic, -1, x.shape[1])  # (C, B, D)
+    prop = y.index_select(0, idx).view(n_critic, -1, 1)  # (C, B, 1)
+    return real, torch.cat([prop, prop[-1:]])  # (C, B, D), (C + 1, B, 1)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------
@@ -758,11 +763,7 @@ class _GANLoop(_Loop):
         idx = self.batch_indices(c, b).view(-1)  # (C * B,)
         z = self.uniform(c + 1, b, z_dim) * 2 - 1  # (C + 1, B, Z) ~ U(-1, 1)
         eps = self.uniform(c, b, 1)  # (C, B, 1) ~ U[0, 1]
-        real = self.x.index_select(0, idx).view(c, b, -1)  # (C, B, D)
-        y = self.y.index_select(0, idx).view(c, b, 1)  # (C, B, 1)
-        # the generator step conditions on the last critic batch's properties, as in the authors' code
-        y = torch.cat([y, y[-1:]])  # (C + 1, B, 1)
-        return self.stepper.step(real, y, z, eps, self.step)
+        return self.stepper.step(*gan_batch(self.x, self.y, idx, c), z, eps, self.step)
 
     def optimizer_state(self) -> dict:
         return self.stepper.optimizer_state()
