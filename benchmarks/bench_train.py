@@ -20,7 +20,7 @@ import torch
 
 from stoichgen.data import load_mp_formation_energy
 from stoichgen.models import CondGAN, CondGANConfig
-from stoichgen.train import GANStepper, gan_batch, make_options, prepare
+from stoichgen.train import GANStepper, make_options, prepare
 
 BATCH, N_CRITIC, Z_DIM = 256, 5, 10
 
@@ -62,7 +62,7 @@ def stoichgen_loop(stepper: GANStepper, x: torch.Tensor, y: torch.Tensor, steps:
         idx = torch.randint(0, len(x), (N_CRITIC * BATCH,), generator=rng)
         z = torch.rand(N_CRITIC + 1, BATCH, Z_DIM, generator=rng) * 2 - 1
         eps = torch.rand(N_CRITIC, BATCH, 1, generator=rng)
-        logs = stepper.step(*gan_batch(x, y, idx, N_CRITIC), z, eps, step)
+        logs = stepper.step(x, y, idx, z, eps, step)
     float(logs["gp"])  # wait for the last step
 
 

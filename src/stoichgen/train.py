@@ -288,13 +288,14 @@ class GANStepper:
     tiny layers, not arithmetic, bounds an eager loop on a CPU.
 
     Weights and Adam moments live in flat vectors (``_Flat``). The generator is fixed during the critic
-    steps, so the fakes of all of them are drawn in one batched forward pass.
+    steps, so the fakes of all of them are drawn in one batched forward pass. On a multi-core CPU each
+    batch is cut into two shards, one per core (``models.affine``); the losses are the same.
     """
 
     def __init__(self, gan: CondGAN, options: TrainOptions, device: torch.device) -> None:
         self.gan = gan
         self.options = options
-        self.critic_objective = _Objective(gan, "critic_loss")
+        self.critic_objective = _Objective(gan, "critic_gradients")
         self.generator_objective = _Objective(gan, "generator_loss")
         self.generate_objective = _Objective(gan, "generate")
         named = {f"gan.{k}": v.detach().to(device) for k, v in gan.named_parameters()}
@@ -309,38 +310,50 @@ class GANStepper:
         )
         # the weight average of the generator, what the run saves for sampling (None: not kept)
         self.generator_ema = self.generator.clone() if options.generator_ema > 0 else None
+        # the matrix products are too small to split well across cores themselves; two shards do
+        self.shards = (
+            2 if device.type == "cpu" and torch.get_num_threads() > 1 and options.batch_size % 2 == 0 else 1
+        )
         self.step_fn: Callable = self._step
         if options.compile:
             self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
 
-    def _critic_loss(self, critic, real, fake, y, eps):
-        params = self.critic_layout.unpack(critic)
-        return functional_call(self.critic_objective, params, (real, fake, y, eps))
+    def _critic_gradients(self, critic, real, fake, y, eps):
+        """The critic loss's gradient as a flat vector (``CondGAN.critic_gradients``) and its terms."""
+        grads, logs = functional_call(
+            self.critic_objective, self.critic_layout.unpack(critic), (real, fake, y, eps)
+        )
+        return self.critic_layout.pack({f"gan.critic.{k}": v for k, v in grads.items()}), logs
 
     def _generator_loss(self, generator, critic, y, z):
         params = {**self.critic_layout.unpack(critic), **self.generator_layout.unpack(generator)}
         return functional_call(self.generator_objective, params, (y, z))
 
     def _step(self, critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema,
-              ema_decay, t_critic, t_generator, lr, real, y, z, eps):  # fmt: skip
-        """real (C, B, D), y (C + 1, B, 1), z (C + 1, B, Z), eps (C, B, 1) for C = n_critic; the last
-        y and z are the generator step's."""
+              ema_decay, t_critic, t_generator, lr, x, y, idx, z, eps):  # fmt: skip
+        """x (N, D) and y (N, 1) the training data, idx (C * B,) the rows of the critic batches, z
+        (C + 1, B, Z), eps (C, B, 1) for C = n_critic; the last z is the generator step's."""
         betas = self.options.betas
+        real, y = gan_batch(x, y, idx, self.options.n_critic)  # (C, B, D), (C + 1, B, 1)
         c, b, d = real.shape
+
+        def shard(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(self.shards, -1, t.shape[-1])  # (S, rows / S, .)
+
         with torch.no_grad():
             fakes = functional_call(
-                self.generate_objective,
-                self.generator_layout.unpack(generator),
-                (y[:c].reshape(c * b, 1), z[:c].reshape(c * b, -1)),
+                self.generate_objective, self.generator_layout.unpack(generator), (shard(y[:c]), shard(z[:c]))
             ).view(c, b, d)  # (C, B, D)
         for k in range(c):
-            grads, critic_logs = grad(self._critic_loss, has_aux=True)(
-                critic, real[k], fakes[k], y[k], eps[k]
+            grads, critic_logs = self._critic_gradients(
+                critic, shard(real[k]), shard(fakes[k]), shard(y[k]), shard(eps[k])
             )
             critic, critic_m, critic_v = adam_update(
                 critic, grads, critic_m, critic_v, t_critic + k + 1, lr, betas
             )
-        grads, generator_logs = grad(self._generator_loss, has_aux=True)(generator, critic, y[c], z[c])
+        grads, generator_logs = grad(self._generator_loss, has_aux=True)(
+            generator, critic, shard(y[c]), shard(z[c])
+        )
         generator, generator_m, generator_v = adam_update(
             generator, grads, generator_m, generator_v, t_generator + 1, lr, betas
         )
@@ -350,17 +363,25 @@ class GANStepper:
         return critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema, logs
 
     def step(
-        self, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, eps: torch.Tensor, step: int
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        z: torch.Tensor,
+        eps: torch.Tensor,
+        step: int,
     ) -> dict:
         """One generator step; shapes as in ``_step``. ``step`` is the 0-based generator step number."""
-        c = real.shape[0]
-        t_critic = torch.tensor(float(step * c), device=real.device)
-        t_generator = torch.tensor(float(step), device=real.device)
-        lr = torch.tensor(self.learning_rate(step), device=real.device)
-        ema_decay = torch.tensor(self.ema_decay(step), device=real.device)
+        c = self.options.n_critic
+        # in the weights' precision: Adam's bias corrections 1 - beta^t are computed from these
+        scalars = {"dtype": self.critic.dtype, "device": x.device}
+        t_critic = torch.tensor(float(step * c), **scalars)
+        t_generator = torch.tensor(float(step), **scalars)
+        lr = torch.tensor(self.learning_rate(step), **scalars)
+        ema_decay = torch.tensor(self.ema_decay(step), **scalars)
         out = self.step_fn(
             self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
-            self.generator_ema, ema_decay, t_critic, t_generator, lr, real, y, z, eps,
+            self.generator_ema, ema_decay, t_critic, t_generator, lr, x, y, idx, z, eps,
         )  # fmt: skip
         (self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
          self.generator_ema, logs) = out  # fmt: skip
@@ -763,7 +784,7 @@ class _GANLoop(_Loop):
         idx = self.batch_indices(c, b).view(-1)  # (C * B,)
         z = self.uniform(c + 1, b, z_dim) * 2 - 1  # (C + 1, B, Z) ~ U(-1, 1)
         eps = self.uniform(c, b, 1)  # (C, B, 1) ~ U[0, 1]
-        return self.stepper.step(*gan_batch(self.x, self.y, idx, c), z, eps, self.step)
+        return self.stepper.step(self.x, self.y, idx, z, eps, self.step)
 
     def optimizer_state(self) -> dict:
         return self.stepper.optimizer_state()
