@@ -5,7 +5,8 @@ penalty per generator step, Adam(1e-4, (0, 0.9))) on the bundled data, in the sa
 
 - baseline: the textbook eager loop written below (``torch.optim.Adam``, double back-propagation for the
   gradient penalty via ``torch.autograd.grad(create_graph=True)``);
-- stoichgen: ``GANStepper`` (one fused function per generator step, compiled with ``torch.compile``).
+- stoichgen: ``GANStepper`` (one function per generator step, compiled with ``torch.compile``: the
+  critic's gradient written by hand, each batch cut into one shard per core; README: why it is fast).
 
 Run:  python benchmarks/bench_train.py [--steps 300] [--repeats 3]
 Prints both rates (best of the repeats, after warm-up/compilation) and the ratio.
