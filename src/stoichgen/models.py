@@ -11,6 +11,7 @@ torch.Size([4, 147])
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -87,27 +88,21 @@ class Critic(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return linears(self.body)
 
-    def heads_from_first_layer(
-        self, pre: torch.Tensor, n_penalty: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """D and P from the first layer's pre-activation ``pre`` (S, N, H_1), and dD/d(pre) for the last
-        ``n_penalty`` rows of each shard (the ones the gradient penalty needs).
 
-        For a ReLU network dD/dh = diag(m_1) W_2^T ... diag(m_L) w_D with m_l the ReLU masks, whose own
-        derivative is zero almost everywhere; so this closed form, differentiable in the weights, equals
-        double back-propagation for the gradient penalty while needing only first-order autograd.
-        """
-        rest = self.linears()[1:]
-        s = pre.shape[0]
-        h, masks = torch.relu(pre), [pre[:, -n_penalty:] > 0]  # (S, N, H_1), (S, n, H_1)
-        for linear in rest:
-            z = affine(h, linear)  # (S, N, H_l)
-            masks.append(z[:, -n_penalty:] > 0)
-            h = torch.relu(z)
-        grad = self.score.weight * masks[-1]  # (S, n, H_L)
-        for linear, mask in zip(reversed(rest), reversed(masks[:-1]), strict=True):
-            grad = torch.bmm(grad, linear.weight.expand(s, -1, -1)) * mask  # (S, n, H_{l-1})
-        return (*self.heads(h), grad)  # (S, N, 1), (S, N, 1), (S, n, H_1)
+class _CriticPass(NamedTuple):
+    """The critic's forward pass over real, fake and mixed rows: what its loss and gradient share."""
+
+    x: torch.Tensor  # real and fake rows, (S, 2b, D)
+    eps: torch.Tensor  # the mixing weights, (S, b, 1)
+    zs: list[torch.Tensor]  # pre-activation of each hidden layer, (S, 3b, H_l): real, fake, mixed rows
+    hs: list[torch.Tensor]  # relu(zs)
+    masks: list[torch.Tensor]  # ReLU masks of the mixed rows, (S, b, H_l)
+    gs: list[torch.Tensor]  # dD/dz_l for the mixed rows, (S, b, H_l)
+    q: torch.Tensor  # g_1 W_1 W_1^T, (S, b, H_1)
+    norm: torch.Tensor  # ||dD/dx|| of the mixed rows, (S, b, 1)
+    score: torch.Tensor  # D, (S, 3b, 1)
+    prop_error: torch.Tensor  # P(real) - y, (S, b, 1)
+    terms: dict[str, torch.Tensor]  # the loss terms: wasserstein, gp, p_real_mse
 
 
 class CondGAN(nn.Module):
@@ -156,23 +151,50 @@ class CondGAN(nn.Module):
         and x_tilde (the layer is affine), and ||dD/dx||^2 = g^T (W_1 W_1^T) g with g = dD/d(pre-activation).
         ``tests/test_models.py`` checks loss and gradients against plain double back-propagation.
         """
+        c = self.config
+        terms = self._critic_pass(real, fake, y, eps).terms
+        loss = terms["wasserstein"] + c.lambda_gp * terms["gp"] + c.lambda_real_property * terms["p_real_mse"]
+        return loss, terms
+
+    def _critic_pass(
+        self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor, eps: torch.Tensor
+    ) -> _CriticPass:
+        """The forward pass of ``critic_loss`` (inputs as there), keeping what ``critic_gradients`` needs.
+
+        For a ReLU network dD/dz_1 = diag(m_1) W_2^T ... diag(m_L) w_D with m_l the ReLU masks, whose own
+        derivative is zero almost everywhere; so this closed form, differentiable in the weights, equals
+        double back-propagation for the gradient penalty while needing only first-order autograd.
+        """
         if real.dim() == 2:
             real, fake, y, eps = real[None], fake[None], y[None], eps[None]
-        c = self.config
+        critic = self.critic
+        layers = critic.linears()
         s, b, _ = real.shape
-        first = self.critic.linears()[0]
+
         # real and fake (and their mix) share one product per layer: fewer, larger kernels
-        pre = affine(torch.cat([real, fake], dim=1), first)  # (S, 2b, H_1)
+        x = torch.cat([real, fake], dim=1)  # (S, 2b, D)
+        pre = affine(x, layers[0])  # (S, 2b, H_1)
         pre_mixed = eps * pre[:, :b] + (1 - eps) * pre[:, b:]  # (S, b, H_1)
-        pre = torch.cat([pre, pre_mixed], dim=1)  # (S, 3b, H_1)
-        score, prop, grad = self.critic.heads_from_first_layer(pre, n_penalty=b)  # grad: (S, b, H_1)
-        gram = first.weight @ first.weight.T  # (H_1, H_1)
-        grad_norm = ((torch.bmm(grad, gram.expand(s, -1, -1)) * grad).sum(-1) + 1e-12).sqrt()  # (S, b)
-        penalty = ((grad_norm - 1) ** 2).mean()
-        wasserstein = score[:, b : 2 * b].mean() - score[:, :b].mean()
-        property_mse = F.mse_loss(prop[:, :b], y)
-        loss = wasserstein + c.lambda_gp * penalty + c.lambda_real_property * property_mse
-        return loss, {"wasserstein": wasserstein, "gp": penalty, "p_real_mse": property_mse}
+        zs = [torch.cat([pre, pre_mixed], dim=1)]  # (S, 3b, H_1)
+        hs = [torch.relu(zs[0])]
+        for layer in layers[1:]:
+            zs.append(affine(hs[-1], layer))  # (S, 3b, H_l)
+            hs.append(torch.relu(zs[-1]))
+        score, prop = critic.heads(hs[-1])  # (S, 3b, 1) each
+        masks = [z[:, 2 * b :] > 0 for z in zs]  # (S, b, H_l)
+        gs = [critic.score.weight * masks[-1]]  # from the top layer down
+        for layer, mask in zip(reversed(layers[1:]), reversed(masks[:-1]), strict=True):
+            gs.insert(0, torch.bmm(gs[0], layer.weight.expand(s, -1, -1)) * mask)  # (S, b, H_(l-1))
+        gram = layers[0].weight @ layers[0].weight.T  # (H_1, H_1)
+        q = torch.bmm(gs[0], gram.expand(s, -1, -1))  # (S, b, H_1)
+        norm = ((q * gs[0]).sum(-1, keepdim=True) + 1e-12).sqrt()  # (S, b, 1)
+        prop_error = prop[:, :b] - y  # (S, b, 1)
+        terms = {
+            "wasserstein": score[:, b : 2 * b].mean() - score[:, :b].mean(),
+            "gp": ((norm - 1) ** 2).mean(),
+            "p_real_mse": (prop_error**2).mean(),
+        }
+        return _CriticPass(x, eps, zs, hs, masks, gs, q, norm, score, prop_error, terms)
 
     def critic_gradients(
         self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor, eps: torch.Tensor
@@ -188,14 +210,15 @@ class CondGAN(nn.Module):
         - each hidden layer's weight gradient from the main path and from the penalty's chain
           g_(l-1) = (g_l W_l) * m_(l-1) is one product over the rows of both.
         """
-        if real.dim() == 2:
-            real, fake, y, eps = real[None], fake[None], y[None], eps[None]
         c = self.config
         critic = self.critic
         layers = critic.linears()
         w_score, w_prop = critic.score.weight, critic.property.weight  # (1, H_L) each
-        s, b, _ = real.shape
+        fwd = self._critic_pass(real, fake, y, eps)
+        zs, hs, masks, gs, eps = fwd.zs, fwd.hs, fwd.masks, fwd.gs, fwd.eps
+        s, b = fwd.norm.shape[:2]
         n = s * b  # rows of each kind; every expectation is over n rows
+        h = hs[-1]  # (S, 3b, H_L)
 
         def matmul(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             return torch.bmm(a, w.expand(s, -1, -1))  # (S, rows, in) @ (in, out)
@@ -203,33 +226,9 @@ class CondGAN(nn.Module):
         def weight_grad(d_out: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
             return torch.bmm(d_out.transpose(1, 2), inputs).sum(0)  # (out, in), summed over shards
 
-        # forward, as in critic_loss
-        x = torch.cat([real, fake], dim=1)  # (S, 2b, D)
-        pre = matmul(x, layers[0].weight.T) + layers[0].bias  # (S, 2b, H_1)
-        pre_mixed = eps * pre[:, :b] + (1 - eps) * pre[:, b:]  # (S, b, H_1)
-        zs = [torch.cat([pre, pre_mixed], dim=1)]  # (S, 3b, H_1); pre-activations per layer
-        hs = [torch.relu(zs[0])]
-        for layer in layers[1:]:
-            zs.append(matmul(hs[-1], layer.weight.T) + layer.bias)  # (S, 3b, H_l)
-            hs.append(torch.relu(zs[-1]))
-        h = hs[-1]  # (S, 3b, H_L)
-        score = (h * w_score).sum(-1, keepdim=True) + critic.score.bias  # (S, 3b, 1)
-        prop = (h * w_prop).sum(-1, keepdim=True) + critic.property.bias  # (S, 3b, 1)
-        masks = [z[:, 2 * b :] > 0 for z in zs]  # ReLU masks of the mixed rows, (S, b, H_l)
-        gs = [w_score * masks[-1]]  # dD/dz_l for the mixed rows, from the top layer down
-        for layer, mask in zip(reversed(layers[1:]), reversed(masks[:-1]), strict=True):
-            gs.insert(0, matmul(gs[0], layer.weight) * mask)  # (S, b, H_(l-1))
-        gram = layers[0].weight @ layers[0].weight.T  # (H_1, H_1)
-        q = matmul(gs[0], gram)  # (S, b, H_1)
-        norm = ((q * gs[0]).sum(-1, keepdim=True) + 1e-12).sqrt()  # (S, b, 1)
-        penalty = ((norm - 1) ** 2).mean()
-        wasserstein = score[:, b : 2 * b].mean() - score[:, :b].mean()
-        prop_error = prop[:, :b] - y  # (S, b, 1)
-        property_mse = (prop_error**2).mean()
-
         # backward: the penalty's chain first (its dD/dz_l need no main-path results) ...
-        a = c.lambda_gp * (norm - 1) / (n * norm)  # d loss / d ||.||^2 per mixed row, (S, b, 1)
-        d_g = 2 * a * q  # d loss / d g_1, (S, b, H_1)
+        a = c.lambda_gp * (fwd.norm - 1) / (n * fwd.norm)  # d loss / d ||.||^2 per mixed row, (S, b, 1)
+        d_g = 2 * a * fwd.q  # d loss / d g_1, (S, b, H_1)
         grads: dict[str, torch.Tensor] = {}
         d_gram = weight_grad(a * gs[0], gs[0])  # (H_1, H_1), symmetric
         chain_errors = []  # d loss / d (g_l W_l), per layer l >= 2
@@ -240,10 +239,10 @@ class CondGAN(nn.Module):
         d_w_score = (d_g * masks[-1]).sum((0, 1))  # (H_L,)
 
         # ... then the main path, merging each layer's two weight gradients into one product
-        d_score = torch.zeros_like(score)  # (S, 3b, 1)
+        d_score = torch.zeros_like(fwd.score)  # (S, 3b, 1)
         d_score[:, :b] = -1 / n
         d_score[:, b : 2 * b] = 1 / n
-        d_prop = 2 * c.lambda_real_property * prop_error / n  # real rows only, (S, b, 1)
+        d_prop = 2 * c.lambda_real_property * fwd.prop_error / n  # real rows only, (S, b, 1)
         grads["score.weight"] = ((d_score * h).sum((0, 1)) + d_w_score)[None]  # (1, H_L)
         grads["score.bias"] = d_score.sum().reshape(1)
         grads["property.weight"] = (d_prop * h[:, :b]).sum((0, 1))[None]  # (1, H_L)
@@ -260,10 +259,9 @@ class CondGAN(nn.Module):
             d_h = matmul(d_z, layers[i].weight)  # (S, 3b, H_(i-1))
         d_z = d_h * (zs[0] > 0)  # (S, 3b, H_1)
         d_pre = d_z[:, : 2 * b] + torch.cat([eps * d_z[:, 2 * b :], (1 - eps) * d_z[:, 2 * b :]], dim=1)
-        grads[f"{names[0]}.weight"] = weight_grad(d_pre, x) + 2 * d_gram @ layers[0].weight  # (H_1, D)
+        grads[f"{names[0]}.weight"] = weight_grad(d_pre, fwd.x) + 2 * d_gram @ layers[0].weight  # (H_1, D)
         grads[f"{names[0]}.bias"] = d_pre.sum((0, 1))
-        logs = {"wasserstein": wasserstein, "gp": penalty, "p_real_mse": property_mse}
-        return grads, logs
+        return grads, fwd.terms
 
     def generator_loss(
         self, y: torch.Tensor, z: torch.Tensor
