@@ -1,14 +1,19 @@
 """stoichgen: composition-level inverse design of inorganic materials (Sawada et al. 2019).
 
 >>> import stoichgen
->>> run = stoichgen.train("cgan", "bp", "runs/cgan-bp")          # doctest: +SKIP
->>> df = stoichgen.Generator.from_run("runs/cgan-bp").generate(-2.0, n=256)  # doctest: +SKIP
+>>> df = stoichgen.Generator.default().generate(-2.0, n=4, seed=0)
+>>> len(df)
+4
+>>> from stoichgen.train import train
+>>> result = train("cgan", "bp", "runs/cgan-bp")          # doctest: +SKIP
+
+Importing the package loads what generation needs, not the training code (``stoichgen.train``).
 """
 
 from __future__ import annotations
 
-from stoichgen.generate import Generator
-from stoichgen.train import train
+from stoichgen.discover.pipeline import Generator
+from stoichgen.errors import StoichgenError, StoichgenWarning
 
-__all__ = ["Generator", "train"]
+__all__ = ["Generator", "StoichgenError", "StoichgenWarning"]
 __version__ = "0.1.0"

@@ -13,29 +13,39 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-from stoichgen.charge import DEFAULT_MAX_ATOMS
-from stoichgen.data import DataError, Dataset, load_csv, load_mp_formation_energy
-from stoichgen.evaluate import EvaluateError, evaluate_run, parse_targets
-from stoichgen.generate import (
-    BALANCE_METHODS,
-    DEFAULT_THRESHOLD,
-    GENERATE_MAX_ITERATIONS,
-    OXIDATION_TABLES,
-    GenerateError,
-    GenerateWarning,
-    Generator,
-    check_output,
-    write_table,
-)
-from stoichgen.paper import Plan, ReproduceError, reproduce
-from stoichgen.train import DataSource, TrainError, train
+from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT_ATOMS
+from stoichgen.chem.composition import DEFAULT_THRESHOLD
+from stoichgen.chem.oxidation import OXIDATION_TABLES
+from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy
+from stoichgen.discover.output import check_output, write_table
+from stoichgen.discover.pipeline import GENERATE_MAX_ITERATIONS, MAX_ITERATIONS, MAX_ROWS, Generator
+from stoichgen.errors import SEED_MAX, GenerateWarning, StoichgenError
+from stoichgen.evaluate.runs import evaluate_run, parse_targets
+from stoichgen.options import MAX_STEPS
+from stoichgen.predict import MAX_SAMPLES
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
-class CliError(Exception):
-    """A user error: printed without a traceback, exit code 2."""
+def int_in(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer within [minimum, maximum], else a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is outside {minimum}..{maximum:,}")
+        return value
+
+    return parse
+
+
+SEED = int_in(0, SEED_MAX)
 
 
 def _add_data_source(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +73,11 @@ def _data_info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from stoichgen.train import train  # only this command needs the training code
+
     data = None
     if args.csv is not None:
-        data = DataSource(str(Path(args.csv).resolve()), args.composition_column, args.property_column)
+        data = DataSource(args.csv, args.composition_column, args.property_column)
     result = train(
         args.model,
         args.repr,
@@ -151,6 +163,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, args.force)  # refuse before the (minutes of) work
     table = evaluate_run(args.run_dir, parse_targets(args.targets), args.n, args.seed, args.judge)
     # one column per metric set: the sets have different fields
     shown = table.set_index("metric").T.dropna(how="all")
@@ -161,6 +175,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    from stoichgen.paper import Plan, reproduce  # trains: only this command needs the training code
+
     plan = Plan.quick_plan() if args.quick else Plan.full()
     report = reproduce(plan, args.out, log=lambda text: print(text, file=sys.stderr, flush=True))
     print(f"report: {report}")
@@ -184,12 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--repr", required=True, choices=["b", "bp"], help="x^b or x^bp = [x^b, x^p]")
     tr.add_argument("--out", required=True, metavar="RUN_DIR")
     _add_data_source(tr)
-    tr.add_argument("--preset", default="default", choices=["default", "paper"])
+    tr.add_argument("--preset", choices=["default", "paper"], help="hyper-parameters (default: default)")
     budget = tr.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="generator steps (GAN) or optimiser steps")
+    budget.add_argument("--steps", type=int_in(1, MAX_STEPS), help="generator steps (GAN) or optimiser steps")
     budget.add_argument("--minutes", type=float, help="wall-clock budget instead of steps")
-    tr.add_argument("--seed", type=int, help="weights and sampling seed (default 0)")
-    tr.add_argument("--split-seed", type=int, help="seed of the paper's random split (default 0)")
+    tr.add_argument("--seed", type=SEED, help="weights and sampling seed (default 0)")
+    tr.add_argument("--split-seed", type=SEED, help="seed of the paper's random split (default 0)")
     tr.add_argument(
         "--train-max-property",
         type=float,
@@ -212,23 +228,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--model", metavar="RUN_DIR", help="a run directory (default: the bundled model)")
     gen.add_argument(
-        "--target", required=True, type=float, nargs="+", metavar="Y", help="target property value(s)"
-    )
-    gen.add_argument("-n", type=int, default=256, help="compositions per target (default 256)")
+        "--target", required=True, type=float, nargs="+", action="extend", metavar="Y",
+        help="target property value(s); repeat or list several",
+    )  # fmt: skip
+    gen.add_argument(
+        "-n", type=int_in(1, MAX_ROWS), default=256,
+        help=f"compositions per target (default 256; at most {MAX_ROWS:,} rows per call over all targets)",
+    )  # fmt: skip
     gen.add_argument("--balance", default="mh", choices=BALANCE_METHODS, help="valence balancing")
     gen.add_argument("--elements", metavar="A,B,..", help="only these elements may appear")
     gen.add_argument("--require", metavar="A,B,..", help="these elements must appear")
     gen.add_argument("--exclude", metavar="A,B,..", help="these elements must not appear")
-    gen.add_argument("--max-elements", type=int, metavar="K", help="at most K elements per composition")
+    gen.add_argument(
+        "--max-elements", type=int_in(1, 118), metavar="K", help="at most K elements per composition"
+    )
     gen.add_argument("--neutral-only", action="store_true", help="redraw rows left not charge neutral")
     gen.add_argument("--unique", action="store_true", help="keep one row per reduced formula (first)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=SEED, default=0)
     gen.add_argument(
-        "--max-iterations", type=int, default=GENERATE_MAX_ITERATIONS, help="MH iterations (paper: 10000)"
-    )
+        "--max-iterations", type=int_in(1, MAX_ITERATIONS), default=GENERATE_MAX_ITERATIONS,
+        help="MH iterations (paper: 10000)",
+    )  # fmt: skip
     gen.add_argument(
-        "--max-atoms", type=int, default=DEFAULT_MAX_ATOMS, help="largest formula unit for --balance exact"
-    )
+        "--max-atoms", type=int_in(2, MAX_EXACT_ATOMS), default=DEFAULT_MAX_ATOMS,
+        help=f"largest formula unit for --balance exact (default {DEFAULT_MAX_ATOMS}, at most "
+        f"{MAX_EXACT_ATOMS})",
+    )  # fmt: skip
     gen.add_argument("--oxidation", default="common", choices=OXIDATION_TABLES, help="oxidation states")
     gen.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="TH (default 0.03)")
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
@@ -248,8 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="'test' (every test-split property, the paper's protocol) or a list: --targets=-2.0,-1.5",
     )
-    ev.add_argument("-n", type=int, default=256, help="samples per target (default 256)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("-n", type=int_in(1, MAX_SAMPLES), default=256, help="samples per target (default 256)")
+    ev.add_argument("--seed", type=SEED, default=0)
     ev.add_argument(
         "--judge",
         metavar="DNN_RUN_DIR",
@@ -272,13 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a user error, 130 when interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return args.handler(args)
-    except (DataError, TrainError, GenerateError, EvaluateError, ReproduceError, CliError) as err:
+    except StoichgenError as err:
         print(f"stoichgen: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("stoichgen: interrupted (files already written are kept)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,18 +19,16 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
-from stoichgen.composition import FormulaError, Vocabulary, fractions_matrix, parse_formula
+from stoichgen.chem.composition import Vocabulary, fractions_matrix, parse_formula
+from stoichgen.errors import DataError, FormulaError
 
 MP_FILE = "mp_formation_energy.csv.gz"
 DESCRIPTOR_FILE = "xenonpy_element_features.csv"
 DESCRIPTOR_SHA256 = "4bb9e660fe1ee6123fac014d77056ec6aad1b917c7c4ac6a5af006c3721983f7"
-PAPER_N_TEST = 5506
+PAPER_N_TEST = 5506  # the paper's test split
+PAPER_N_ROWS = 49546  # rows of the paper's data file, whose test share other data sets keep
 Representation = Literal["b", "bp"]
 Errors = Literal["report", "raise"]
-
-
-class DataError(ValueError):
-    """A data file or row that cannot be used."""
 
 
 def _resource(name: str) -> Path:
@@ -42,10 +39,6 @@ def _resource(name: str) -> Path:
 def element_descriptors() -> pd.DataFrame:
     """The 58 XenonPy elemental descriptors of 94 elements (H..Pu), indexed by symbol. Shape (94, 58)."""
     return pd.read_csv(_resource(DESCRIPTOR_FILE), index_col="element")
-
-
-def descriptor_sha256() -> str:
-    return hashlib.sha256(_resource(DESCRIPTOR_FILE).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -61,13 +54,32 @@ class BadRow:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """A duplicate row (same reduced formula as an earlier, kept row) whose property differs from it."""
+
+    line: int
+    raw: str
+    value: float
+    kept_line: int
+    kept_raw: str
+    kept_value: float
+
+    def __str__(self) -> str:
+        return (
+            f"line {self.line}: {self.raw!r} = {self.value:g} differs from the kept line {self.kept_line}: "
+            f"{self.kept_raw!r} = {self.kept_value:g}"
+        )
+
+
+@dataclass(frozen=True)
 class LoadReport:
-    """What loading a table read, skipped (with reasons) and de-duplicated."""
+    """What loading a table read, skipped (with reasons) and de-duplicated (conflicting duplicates listed)."""
 
     source: str
     n_read: int
     bad_rows: tuple[BadRow, ...]
     n_duplicates: int
+    conflicts: tuple[Conflict, ...] = ()
 
     @property
     def n_loaded(self) -> int:
@@ -78,10 +90,12 @@ class LoadReport:
             f"source: {self.source}",
             f"rows read: {self.n_read}",
             f"rows skipped: {len(self.bad_rows)}",
-            f"duplicates removed (same reduced formula, first kept): {self.n_duplicates}",
+            f"duplicates removed (same reduced formula, first kept): {self.n_duplicates}, "
+            f"of which {len(self.conflicts)} with a different property",
             f"rows loaded: {self.n_loaded}",
         ]
         lines += [f"  skipped {bad}" for bad in self.bad_rows]
+        lines += [f"  conflicting duplicate {conflict}" for conflict in self.conflicts]
         return "\n".join(lines)
 
 
@@ -113,10 +127,6 @@ class Dataset:
         """The property, shape (N,)."""
         return self.frame["property"].to_numpy(dtype=float)
 
-    @property
-    def compositions(self) -> list[Composition]:
-        return list(self.frame["composition"])
-
     def x_b(self) -> np.ndarray:
         """Atomic fractions over the vocabulary. Shape (N, V)."""
         return self._x_b
@@ -134,7 +144,7 @@ class Dataset:
             return self.x_b()
         if representation == "bp":
             return self.x_bp()
-        raise ValueError(f"unknown representation {representation!r}; expected 'b' or 'bp'")
+        raise DataError(f"unknown representation {representation!r}; expected 'b' or 'bp'")
 
     def subset(self, mask: np.ndarray, description: str) -> Dataset:
         return Dataset(
@@ -147,6 +157,13 @@ class Dataset:
 
     def random_split(self, seed: int = 0, n_test: int = PAPER_N_TEST) -> Split:
         """The paper's random split: ``n_test`` test rows, the rest train (paper Sec. 5.1)."""
+        if len(self) < 2:
+            raise DataError(
+                f"{self.report.source}: {len(self)} usable composition(s) after skipping "
+                f"{len(self.report.bad_rows)} bad row(s) and removing {self.report.n_duplicates} "
+                "duplicate(s) of the same reduced formula; a train/test split needs at least 2 "
+                "distinct compositions"
+            )
         if not 0 < n_test < len(self):
             raise DataError(f"n_test={n_test} must be between 1 and {len(self) - 1} for {len(self)} rows")
         order = np.random.default_rng(seed).permutation(len(self))
@@ -163,7 +180,10 @@ class Dataset:
         """Extrapolation split (paper Fig. 1B): train on property <= y_max, test on the rest."""
         is_train = self.y <= y_max
         if not is_train.any() or is_train.all():
-            raise DataError(f"y_max={y_max} leaves an empty train or test set")
+            raise DataError(
+                f"training on property <= {y_max:g} leaves an empty train or test set (the property of "
+                f"{self.report.source} spans [{self.y.min():.4g}, {self.y.max():.4g}])"
+            )
         info = {"kind": "range", "y_max": float(y_max)}
         return Split(
             self.subset(is_train, f"range split y <= {y_max}: train"),
@@ -249,7 +269,7 @@ def load_csv(
     pass a model's vocabulary to refuse rows with other elements.
     """
     if errors not in ("report", "raise"):
-        raise ValueError(f"errors must be 'report' or 'raise', got {errors!r}")
+        raise DataError(f"errors must be 'report' or 'raise', got {errors!r}")
     source = str(path)
     table = _read_table(path, source, composition_column, property_column)
     lines, formulas, comps, values, bad = [], [], [], [], []
@@ -286,8 +306,19 @@ def load_csv(
         }
     )
     duplicated = frame["reduced_formula"].duplicated(keep="first").to_numpy()
+    first = frame[~duplicated].set_index("reduced_formula")
+    conflicts = tuple(
+        Conflict(
+            row.line,
+            row.formula,
+            row.property,
+            *first.loc[row.reduced_formula, ["line", "formula", "property"]],
+        )
+        for row in frame[duplicated].itertuples()
+        if row.property != first.at[row.reduced_formula, "property"]
+    )
     frame = frame[~duplicated].reset_index(drop=True)
-    report = LoadReport(source, len(table), tuple(bad), int(duplicated.sum()))
+    report = LoadReport(source, len(table), tuple(bad), int(duplicated.sum()), conflicts)
     if frame.empty:
         raise DataError(f"{source}: no usable rows\n{report.summary()}")
     vocab = vocabulary or Vocabulary.from_compositions(frame["composition"])
@@ -324,7 +355,7 @@ class MinMaxNormaliser:
     def fit(cls, x: np.ndarray) -> MinMaxNormaliser:
         x = np.asarray(x, dtype=float)
         if x.ndim != 2 or len(x) == 0:
-            raise ValueError(f"fit needs a non-empty (N, D) matrix, got shape {x.shape}")
+            raise DataError(f"fit needs a non-empty (N, D) matrix, got shape {x.shape}")
         return cls(tuple(x.min(axis=0).tolist()), tuple(x.max(axis=0).tolist()))
 
     @property
@@ -335,7 +366,7 @@ class MinMaxNormaliser:
     def _check(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
         if x.shape[-1] != len(self.minimum):
-            raise ValueError(f"expected {len(self.minimum)} columns, got {x.shape[-1]}")
+            raise DataError(f"expected {len(self.minimum)} columns, got {x.shape[-1]}")
         return x
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -351,5 +382,48 @@ class MinMaxNormaliser:
     @classmethod
     def from_state_dict(cls, state: dict[str, list[float]]) -> MinMaxNormaliser:
         if set(state) != {"minimum", "maximum"} or len(state["minimum"]) != len(state["maximum"]):
-            raise ValueError(f"not a MinMaxNormaliser state: keys {sorted(state)}")
+            raise DataError(f"not a MinMaxNormaliser state: keys {sorted(state)}")
         return cls(tuple(map(float, state["minimum"])), tuple(map(float, state["maximum"])))
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's data came from, so it can be resumed or evaluated on the same data from any folder:
+    the bundled MP set (``csv`` None) or a CSV, whose path is stored absolute.
+
+    >>> DataSource().describe()
+    'the bundled MP set'
+    >>> Path(DataSource("mine.csv").csv).is_absolute()
+    True
+    """
+
+    csv: str | None = None
+    composition_column: str = "composition"
+    property_column: str = "property"
+
+    def __post_init__(self) -> None:
+        if self.csv is not None:
+            object.__setattr__(self, "csv", str(Path(self.csv).expanduser().absolute()))
+
+    def load(self, vocabulary: Vocabulary | None = None) -> Dataset:
+        if self.csv is None:
+            return load_mp_formation_energy()
+        return load_csv(self.csv, self.composition_column, self.property_column, vocabulary=vocabulary)
+
+    def describe(self) -> str:
+        return "the bundled MP set" if self.csv is None else repr(self.csv)
+
+
+def split_dataset(dataset: Dataset, split_seed: int, train_max_property: float | None = None) -> Split:
+    """The paper's random split for the MP set (5,506 test); the same test share for other data.
+
+    With ``train_max_property`` the split is by range instead (paper Fig. 1B): train on y <= it.
+    """
+    if train_max_property is not None:
+        return dataset.range_split(train_max_property)
+    n_test = (
+        PAPER_N_TEST
+        if len(dataset) > 2 * PAPER_N_TEST
+        else max(1, round(len(dataset) * PAPER_N_TEST / PAPER_N_ROWS))
+    )
+    return dataset.random_split(split_seed, n_test)

@@ -19,6 +19,7 @@ from scipy import sparse
 from sklearn.neighbors import NearestNeighbors
 
 from stoichgen.data import Dataset, MinMaxNormaliser
+from stoichgen.errors import InputError
 
 Space = Literal["b", "bp"]
 _QUERY_CHUNK = 65_536  # query rows scaled at once (the search itself is chunked by scikit-learn)
@@ -50,7 +51,7 @@ class NearestIndex:
         self.space: Space = "b" if x_p is None else "bp"
         self.dim = n_b + (0 if x_p is None else x_p.shape[1])
         if len(normaliser.minimum) < self.dim:
-            raise ValueError(
+            raise InputError(
                 f"the normaliser has {len(normaliser.minimum)} columns; search in x^{self.space} "
                 f"space needs {self.dim}"
             )
@@ -63,7 +64,7 @@ class NearestIndex:
     @classmethod
     def from_dataset(cls, dataset: Dataset, normaliser: MinMaxNormaliser, space: Space = "b") -> NearestIndex:
         if space not in ("b", "bp"):
-            raise ValueError(f"unknown space {space!r}; expected 'b' or 'bp'")
+            raise InputError(f"unknown space {space!r}; expected 'b' or 'bp'")
         return cls(dataset.x_b(), normaliser, dataset.x_p() if space == "bp" else None, dataset.y)
 
     def __len__(self) -> int:
@@ -76,7 +77,7 @@ class NearestIndex:
         """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] < self.dim:
-            raise ValueError(f"query of shape {x.shape}: x^{self.space} space needs {self.dim} columns")
+            raise InputError(f"query of shape {x.shape}: x^{self.space} space needs {self.dim} columns")
         index = np.empty(len(x), dtype=np.int64)
         distance = np.empty(len(x))
         for start in range(0, len(x), _QUERY_CHUNK):

@@ -1,4 +1,4 @@
-"""Evaluation of generated compositions (paper Sec. 6) and the checks the paper leaves out.
+"""Metrics of generated compositions (paper Sec. 6) and the checks the paper leaves out.
 
 - ``target_metrics`` (Table 2, Fig. 1): for each target y, n samples; near(x~) is the nearest composition
   of a reference set (the whole data set, as in the paper) in the model's min-max normalised x^b or x^bp
@@ -9,49 +9,35 @@
   independent predictor (the DNN), on all samples and on the novel ones.
 - ``valence_metrics`` (Table 5): |valence|, MAE, RMSE and distance per target, raw and after balancing.
 
->>> nearest = NearestIndex.from_dataset(load_mp_formation_energy(), sampler.normaliser, "b")  # doctest: +SKIP
->>> target_metrics(sampler, nearest, targets=[-2.0], n=256).mae                               # doctest: +SKIP
-0.41
+>>> from stoichgen.predict import bundled_run_dir
+>>> sampler = Sampler.from_run(bundled_run_dir("cgan-bp"))
+>>> nearest = NearestIndex.from_dataset(load_mp_formation_energy(), sampler.normaliser, "b")
+>>> m = target_metrics(sampler, nearest, targets=[-2.0], n=64)
+>>> m.near_y.shape, bool(m.mae < 1.0)
+((1, 64), True)
 """
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stoichgen.composition import DEFAULT_THRESHOLD, Vocabulary, formula_fractions, threshold_fractions
+from stoichgen.chem.composition import DEFAULT_THRESHOLD, Vocabulary, formula_fractions, threshold_fractions
 from stoichgen.data import Dataset
-from stoichgen.generate import Generator
+from stoichgen.discover.pipeline import Generator
+from stoichgen.errors import EvaluateError, check_int, check_targets
 from stoichgen.nearest import NearestIndex
-from stoichgen.sample import Predictor, Sampler
-from stoichgen.train import DataSource, load_checkpoint, run_split
+from stoichgen.predict import MAX_SAMPLES, Predictor, Sampler
 
 
-class EvaluateError(ValueError):
-    """An evaluation request that cannot be run (bad targets, n, or a model/data mismatch)."""
-
-
-def check_targets(targets: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
-    targets = np.atleast_1d(np.asarray(targets, dtype=float))
-    if targets.size == 0:
-        raise EvaluateError("the target list is empty")
-    if not np.isfinite(targets).all():
-        raise EvaluateError(
-            f"targets must be finite numbers, got {targets[~np.isfinite(targets)][:3].tolist()}"
-        )
-    check_n(n)
-    return targets
-
-
-def check_n(n: int) -> None:
-    if not isinstance(n, int | np.integer) or n <= 0:
-        raise EvaluateError(f"n (samples per target) must be a positive integer, got {n!r}")
+def check_request(targets: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
+    """Targets as a float array (T,), after checking them and ``n`` (samples per target)."""
+    check_int(n, "n (samples per target)", 1, MAX_SAMPLES)
+    return check_targets(targets)
 
 
 def check_vocabulary(model_vocabulary: Vocabulary, data: Dataset, what: str = "the model") -> None:
@@ -63,7 +49,7 @@ def check_vocabulary(model_vocabulary: Vocabulary, data: Dataset, what: str = "t
         )
 
 
-def prepare_generated(x: np.ndarray, n_elements: int, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+def threshold_generated(x: np.ndarray, n_elements: int, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Threshold and renormalise the x^b part of generated vectors, keep any x^p part. Shape kept."""
     out = np.array(x, dtype=float)
     out[:, :n_elements] = threshold_fractions(out[:, :n_elements], threshold)
@@ -130,12 +116,12 @@ def target_metrics(
 
     ``nearest`` must carry its rows' property (``NearestIndex.from_dataset``).
     """
-    targets = check_targets(targets, n)
+    targets = check_request(targets, n)
     if nearest.y is None:
         raise EvaluateError("the nearest-composition index has no property values (build it from a Dataset)")
     y_ref = nearest.y
     n_b = len(sampler.vocabulary)
-    x = prepare_generated(sampler.sample(targets, n, seed), n_b, threshold)  # (T * n, D)
+    x = threshold_generated(sampler.sample(targets, n, seed), n_b, threshold)  # (T * n, D)
     empty = x[:, :n_b].sum(axis=1) == 0
     near_y = np.full(len(x), np.nan)
     distance = np.full(len(x), np.nan)
@@ -189,7 +175,7 @@ def sample_quality(
 ) -> tuple[SampleQuality, pd.DataFrame]:
     """Draw ``n`` compositions per target as a user gets them (``balance="none"``: raw decodes, empty
     decodes redrawn) and measure them. Returns the summary and the generated rows."""
-    targets = check_targets(targets, n)
+    targets = check_request(targets, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolation targets are intended here
         frame = generator.generate(targets, n, balance="none", seed=seed)
@@ -237,7 +223,7 @@ def valence_metrics(
     Rows whose valence could not be measured (too many elements) are left out of |valence|.
     Returns the per-(method, target) table and the generated rows per method.
     """
-    targets = check_targets(targets, n)
+    targets = check_request(targets, n)
     rows, frames = [], {}
     for method in methods:
         with warnings.catch_warnings():
@@ -264,79 +250,3 @@ def valence_metrics(
                 }
             )
     return pd.DataFrame(rows), frames
-
-
-# --- one run, as `stoichgen evaluate RUN_DIR` --------------------------------------------------------------
-
-
-def parse_targets(text: str) -> str | np.ndarray:
-    """``"test"`` or a comma-separated list of numbers."""
-    if text.strip() == "test":
-        return "test"
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise EvaluateError(f"--targets {text!r}: expected 'test' or numbers like -2.0,-1.5") from None
-    return check_targets(values, 1)
-
-
-def evaluate_run(
-    run_dir: Path | str,
-    targets: str | Sequence[float] | np.ndarray = "test",
-    n: int = 256,
-    seed: int = 0,
-    judge: Path | str | None = None,
-    quality_targets: int = 50,
-) -> pd.DataFrame:
-    """Table 2 (generative runs; both spaces for x^bp) and Table 4 (runs with a property head) for one run,
-    on the data and split it was trained on. ``targets="test"``: every test-split property (the paper's
-    protocol). One row per metric set, with its wall time in seconds.
-
-    Beside Table 2, generative runs also get ``sample_quality`` (uniqueness, novelty, SMACT, neutrality,
-    and, given a ``judge`` run (a DNN on the same split), the independent property error) over at most
-    ``quality_targets`` of the targets (a seeded random subset: it decodes every row with pymatgen).
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise EvaluateError(f"run directory {str(run_dir)!r} does not exist")
-    payload = load_checkpoint(run_dir)
-    check_n(n)
-    dataset = DataSource(**payload["data"]).load()
-    check_vocabulary(Vocabulary(tuple(payload["vocabulary"])), dataset, f"the run {str(run_dir)!r}")
-    test = run_split(dataset, payload["split"]).test
-    rows = []
-    if payload["model_class"] in ("CondGAN", "CondVAE"):
-        sampler = Sampler.from_run(run_dir)
-        values = test.y if isinstance(targets, str) and targets == "test" else check_targets(targets, n)
-        for space in ("b", "bp") if sampler.representation == "bp" else ("b",):
-            started = time.perf_counter()
-            nearest = NearestIndex.from_dataset(dataset, sampler.normaliser, space)  # type: ignore[arg-type]
-            m = target_metrics(sampler, nearest, values, n, seed)
-            rows.append({
-                "metric": f"Table 2, near() in x^{space} (whole data set)", "mae": m.mae, "rmse": m.rmse,
-                "distance_e3": m.distance_per_dim_e3, "targets": len(values), "samples": m.n_samples,
-                "empty": m.n_empty, "seconds": time.perf_counter() - started,
-            })  # fmt: skip
-        started = time.perf_counter()
-        predictor = None if judge is None else Predictor.from_run(judge)
-        if predictor is not None and predictor.vocabulary.symbols != sampler.vocabulary.symbols:
-            raise EvaluateError(f"the judge {str(judge)!r} uses another element vocabulary than the run")
-        subset = values
-        if len(values) > quality_targets:
-            subset = values[np.random.default_rng(seed).choice(len(values), quality_targets, replace=False)]
-        quality, _ = sample_quality(Generator(sampler, run_dir), subset, n, seed, predictor)
-        rows.append({
-            "metric": "beyond the paper (generate --balance none)", "targets": len(subset),
-            "samples": quality.n_samples, "uniqueness": quality.uniqueness, "novelty": quality.novelty,
-            "smact_valid": quality.smact_valid, "charge_neutral": quality.charge_neutral,
-            "judge_mae": quality.judge_mae, "judge_mae_novel": quality.judge_mae_novel,
-            "seconds": time.perf_counter() - started,
-        })  # fmt: skip
-    if payload["model_class"] in ("CondGAN", "DNN"):
-        started = time.perf_counter()
-        m = property_metrics(Predictor.from_run(run_dir), test)
-        rows.append({
-            "metric": "Table 4, P(.) on the test split", "mae": m.mae, "rmse": m.rmse, "distance_e3": np.nan,
-            "targets": m.n, "samples": m.n, "empty": 0, "seconds": time.perf_counter() - started,
-        })  # fmt: skip
-    return pd.DataFrame(rows)

@@ -4,9 +4,10 @@ A composition is represented by its bag-of-atoms vector x^b: the atomic fraction
 vocabulary (paper Sec. 2, with counts normalised to fractions as in the authors' code).
 
 >>> vocab = Vocabulary(("H", "O"))
->>> x = composition_to_fractions(parse_formula("H2O"), vocab)
->>> decode(x, vocab).text
-'H0.67O0.33'
+>>> composition_to_fractions(parse_formula("H2O"), vocab).round(2).tolist()
+[0.67, 0.33]
+>>> parse_formula("CuSO4·5H2O").formula
+'Cu1 H10 S1 O9'
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from pymatgen.core import Composition, Element
 
+from stoichgen.errors import FormulaError
+
 DEFAULT_THRESHOLD = 0.03  # paper Sec. 5.2: TH
 
 # Excel turns formulas such as "Fe2" into dates ("2-Feb"); such values cannot be repaired reliably.
 _SPREADSHEET_DATE = re.compile(r"^\s*(\d{1,2}-[A-Z][a-z]{2}|[A-Z][a-z]{2}-\d{1,2})\s*$")
+# Dots that join the parts of an adduct (CuSO4·5H2O); "." is told apart from a decimal point separately.
+_ADDUCT_DOTS = ("·", "•", "⋅", "*")
+_LEADING_COUNT = re.compile(r"^\s*(\d+)?\s*(.*)$", re.DOTALL)
 # An explicit amount after an element symbol or a closing bracket; pymatgen silently drops zeros.
 _EXPLICIT_AMOUNT = re.compile(r"(?:[A-Z][a-z]*|[)\]])\s*(-?\d+(?:\.\d*)?|-?\.\d+)")
-
-
-class FormulaError(ValueError):
-    """A formula that cannot be turned into a usable composition."""
 
 
 def parse_formula(raw: str) -> Composition:
@@ -36,12 +38,22 @@ def parse_formula(raw: str) -> Composition:
 
     Unlike ``Composition(raw)`` this refuses unknown symbols (pymatgen would make a dummy species),
     zero or negative amounts (pymatgen would drop or reject them with a generic message) and
-    spreadsheet-mangled dates such as ``2-Feb``.
+    spreadsheet-mangled dates such as ``2-Feb``. Adducts such as hydrates are read with an explicit
+    dot (``CuSO4·5H2O``, or ``*``); a plain ``.`` that could be either a decimal point or an adduct dot
+    (``CuSO4.5H2O``: Cu S O4.5 H2, or CuSO4·5H2O?) is refused with both readings named, never guessed.
 
     >>> parse_formula("Ce(AgGe)2").reduced_formula
     'Ce(AgGe)2'
     >>> parse_formula("NaN").formula
     'Na1 N1'
+    >>> parse_formula("Li0.5CoO2").formula
+    'Li0.5 Co1 O2'
+    >>> parse_formula("CuSO4.5H2O")
+    Traceback (most recent call last):
+    ...
+    stoichgen.errors.FormulaError: formula 'CuSO4.5H2O' is ambiguous: read with decimal amounts it is \
+Cu1 H2 S1 O5.5, read as an adduct it is Cu1 H10 S1 O9; write 'CuSO4·5H2O' for the adduct (hydrate) or \
+give the amounts without a dot between formula parts
     """
     if not isinstance(raw, str):
         raise FormulaError(f"formula must be a string, got {type(raw).__name__} {raw!r}")
@@ -50,6 +62,37 @@ def parse_formula(raw: str) -> Composition:
         raise FormulaError("empty formula")
     if _SPREADSHEET_DATE.match(text):
         raise FormulaError(f"formula {raw!r} looks like a spreadsheet date (mangled formula); not repaired")
+    for dot in _ADDUCT_DOTS:
+        text = text.replace(dot, "·")
+    if "·" in text:
+        return _adduct(text.split("·"), raw)
+    if "." not in text:
+        return _plain(text, raw)
+    # "." is a decimal point or an adduct dot: take the reading that parses, refuse when both do and differ
+    try:
+        decimal = _plain(text, raw)
+    except FormulaError as err:
+        decimal, decimal_error = None, err
+    try:
+        adduct = _adduct(text.split("."), raw, multi_element_parts=True)
+    except FormulaError:
+        adduct = None
+    if decimal is None:
+        if adduct is None:
+            raise decimal_error
+        return adduct
+    if adduct is not None and not decimal.almost_equals(adduct, rtol=0.0, atol=1e-9):
+        hint = "·".join(part.strip() for part in text.split("."))
+        raise FormulaError(
+            f"formula {raw!r} is ambiguous: read with decimal amounts it is {decimal.formula}, read as an "
+            f"adduct it is {adduct.formula}; write {hint!r} for the adduct (hydrate) or give the amounts "
+            "without a dot between formula parts"
+        )
+    return decimal
+
+
+def _plain(text: str, raw: str) -> Composition:
+    """One formula without adduct dots, strictly."""
     for amount in _EXPLICIT_AMOUNT.findall(text):
         if float(amount) <= 0:
             raise FormulaError(f"formula {raw!r} has a zero or negative amount {amount}")
@@ -63,6 +106,28 @@ def parse_formula(raw: str) -> Composition:
     if comp.num_atoms <= 0:
         raise FormulaError(f"formula {raw!r} has no atoms")
     return comp
+
+
+def _adduct(parts: list[str], raw: str, multi_element_parts: bool = False) -> Composition:
+    """The sum of adduct parts, each after the first with an optional integer count (``5H2O``).
+
+    ``multi_element_parts``: every part must hold two or more elements (CuSO4, H2O), which is what tells
+    an adduct apart from a decimal amount such as ``Fe2.5O``.
+    """
+    total = Composition()
+    for position, part in enumerate(parts):
+        match = _LEADING_COUNT.match(part)
+        count_text, body = (match.group(1), match.group(2)) if match else (None, part)
+        if position == 0 and count_text:
+            raise FormulaError(f"formula {raw!r} starts with a number")
+        count = int(count_text) if count_text else 1
+        if count <= 0 or not body.strip():
+            raise FormulaError(f"formula {raw!r} has an empty or zero adduct part {part!r}")
+        comp = _plain(body.strip(), raw)
+        if multi_element_parts and len(comp) < 2:
+            raise FormulaError(f"adduct part {part!r} of {raw!r} holds one element")
+        total += comp * count
+    return total
 
 
 @dataclass(frozen=True)
@@ -151,55 +216,7 @@ def paper_string(fractions: dict[str, float]) -> str:
     return "".join(f"{symbol}{amount:.2f}" for symbol, amount in ordered)
 
 
-@dataclass(frozen=True)
-class DecodedComposition:
-    """A generated vector turned back into a composition.
-
-    ``fractions`` are the thresholded, renormalised fractions; ``text`` the paper-style string;
-    ``formula`` the reduced integer formula (parseable by pymatgen). Empty when nothing passed TH.
-    """
-
-    fractions: dict[str, float]
-    text: str
-    formula: str
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.fractions
-
-    @property
-    def composition(self) -> Composition | None:
-        return Composition(self.formula) if self.formula else None
-
-    @property
-    def n_elements(self) -> int:
-        return len(self.fractions)
-
-
 def integer_formula(fractions: dict[str, float], max_denominator: int = 100) -> str:
     """Reduced integer formula of fractional amounts, e.g. {Li: 0.29, O: 0.58, Mn: 0.13} -> Li29Mn13O58."""
     formula, _ = Composition(fractions).get_integer_formula_and_factor(max_denominator=max_denominator)
     return Composition(formula).reduced_formula
-
-
-def decode(x: np.ndarray, vocab: Vocabulary, threshold: float = DEFAULT_THRESHOLD) -> DecodedComposition:
-    """Vector of fractions over ``vocab`` (shape (V,)) -> composition (paper Sec. 5.2).
-
-    >>> decode(np.array([0.5, 0.49, 0.01]), Vocabulary(("Na", "Cl", "K"))).formula
-    'NaCl'
-    """
-    x = np.asarray(x, dtype=float)
-    if x.shape != (len(vocab),):
-        raise ValueError(f"vector of shape {x.shape} does not match the vocabulary of {len(vocab)} elements")
-    kept = threshold_fractions(x, threshold)
-    fractions = {vocab.symbols[i]: float(kept[i]) for i in np.flatnonzero(kept)}
-    if not fractions:
-        return DecodedComposition({}, "", "")
-    return DecodedComposition(fractions, paper_string(fractions), integer_formula(fractions))
-
-
-def decode_many(
-    x: np.ndarray, vocab: Vocabulary, threshold: float = DEFAULT_THRESHOLD
-) -> list[DecodedComposition]:
-    """``decode`` for every row of an (N, V) matrix."""
-    return [decode(row, vocab, threshold) for row in np.asarray(x, dtype=float)]

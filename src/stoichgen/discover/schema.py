@@ -1,0 +1,74 @@
+"""The columns of ``Generator.generate``'s output, written once: name, dtype and meaning.
+
+The Generator builds its frame from ``COLUMNS`` (order and dtypes), an empty result has the same
+columns, and the README's table is ``markdown_table()`` (a test keeps them equal).
+
+>>> [c.name for c in COLUMNS][:5]
+['target', 'draw', 'raw_composition', 'composition', 'formula']
+>>> empty_frame().dtypes["charge_neutral"]
+dtype('bool')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: type
+    meaning: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("target", float, "the requested property value"),
+    Column("draw", np.int64, "index of the draw (per target) the row came from"),
+    Column("raw_composition", object, "the thresholded, renormalised generated fractions before balancing "
+           "(paper style, `Li0.29O0.58Mn0.13`)"),
+    Column("composition", object, "the same after balancing"),
+    Column("formula", object, "reduced integer formula of the balanced fractions (parseable by pymatgen)"),
+    Column("n_elements", np.int64, "number of elements"),
+    Column("valence_raw", float, "min over oxidation-state assignments of abs(vᵀx) before balancing (NaN for "
+           "elements without oxidation states, or too many assignments to measure)"),
+    Column("valence", float, "the same after balancing"),
+    Column("charge_neutral", bool, "valence below 1e-3 after balancing"),
+    Column("unbalanceable", bool, "no neutral composition keeps every element at or above the threshold"),
+    Column("balance_iterations", np.int64, "MH rounds the row took (0 for other methods)"),
+    Column("balance_skipped", bool, "more than 8 elements (the most of any MP composition): left as "
+           "generated, only measured"),
+    Column("smact_valid", bool, "SMACT's `smact_validity` on `formula` (False, unscreened, when SMACT would "
+           "try more than 20,000 oxidation-state combinations)"),
+    Column("predicted_property", float, "the CondGAN's own P head on the generated vector itself (after "
+           "constraint masking, before thresholding), as in the paper's Table 3; NaN for a CondVAE"),
+    Column("predicted_property_balanced", float, "P of the balanced composition, x^p recomputed from it"),
+    Column("nearest_formula", object, "the nearest composition of the model's training split (Euclidean, "
+           "balanced x^b in the model's normalised units)"),
+    Column("nearest_property", float, "its property"),
+    Column("nearest_distance", float, "its distance"),
+    Column("novel", bool, "`formula` is not a reduced formula of the training split"),
+)  # fmt: skip
+NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+
+
+def empty_frame() -> pd.DataFrame:
+    """A frame with every column and no rows."""
+    return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in COLUMNS})
+
+
+def frame(values: dict[str, object]) -> pd.DataFrame:
+    """A frame of ``values`` (one entry per column, in any order) with the schema's order and dtypes."""
+    missing = [name for name in NAMES if name not in values]
+    extra = sorted(set(values) - set(NAMES))
+    if missing or extra:
+        raise RuntimeError(f"internal error: output columns missing {missing}, unexpected {extra}")
+    return pd.DataFrame({c.name: np.asarray(values[c.name], dtype=c.dtype) for c in COLUMNS})
+
+
+def markdown_table() -> str:
+    """The README's table of output columns."""
+    rows = [f"| `{c.name}` | {np.dtype(c.dtype).name} | {c.meaning} |" for c in COLUMNS]
+    return "\n".join(["| column | type | meaning |", "|---|---|---|", *rows])

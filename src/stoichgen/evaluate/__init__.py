@@ -1,0 +1,1 @@
+"""Evaluation: metrics of generated compositions (paper Sec. 6 and beyond) and one run's report."""

@@ -1,0 +1,1 @@
+"""Fast paths beside the readable models, used by training only."""

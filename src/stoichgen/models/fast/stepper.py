@@ -1,0 +1,259 @@
+"""The CondGAN's update (n_critic critic steps, then one generator step) as one compiled pure function.
+
+Used by training only. ``tests/models/test_fast.py`` checks that a few steps equal the textbook loop
+(``torch.optim.Adam`` on ``CondGAN.critic_loss`` / ``generator_loss``, double back-propagation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad
+
+from stoichgen.models.cgan import CondGAN
+from stoichgen.models.fast import gan as fast_gan
+
+
+class StepOptions(Protocol):
+    """The training options the step reads (``options.TrainOptions`` has them)."""
+
+    n_critic: int
+    batch_size: int
+    betas: tuple[float, float]
+    lr: float
+    lr_final_fraction: float
+    lr_decay_steps: int | None
+    generator_ema: float
+    compile: bool
+
+
+class _Objective(nn.Module):
+    """Calls one of ``fast.gan``'s functions on the GAN, so ``torch.func`` can differentiate it in
+    given weights."""
+
+    def __init__(self, gan: CondGAN, function: Callable[..., Any]) -> None:
+        super().__init__()
+        self.gan = gan
+        self.function = function
+
+    def forward(self, *tensors: torch.Tensor) -> Any:
+        return self.function(self.gan, *tensors)
+
+
+class _Flat:
+    """Named tensors packed into one flat vector, and views of such a vector by name.
+
+    The compiled step takes and returns a handful of flat vectors instead of dozens of small tensors,
+    which keeps the per-call guard checks and output copies off the critical path.
+    """
+
+    def __init__(self, named: dict[str, torch.Tensor]) -> None:
+        self.names = list(named)
+        self.shapes = [named[n].shape for n in self.names]
+        self.sizes = [named[n].numel() for n in self.names]
+
+    def pack(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([named[n].reshape(-1) for n in self.names])  # (P,)
+
+    def unpack(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = flat.split(self.sizes)
+        return {n: part.view(shape) for n, part, shape in zip(self.names, parts, self.shapes, strict=True)}
+
+
+def adam_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    t: torch.Tensor,
+    lr: torch.Tensor,
+    betas: tuple[float, float],
+    eps: float = 1e-8,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of Adam (as ``torch.optim.Adam``), functional; ``t`` is the 1-based step number."""
+    b1, b2 = betas
+    m = b1 * m + (1 - b1) * grad
+    v = b2 * v + (1 - b2) * grad * grad
+    m_hat = m / (1 - b1**t)
+    v_hat = v / (1 - b2**t)
+    return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
+
+
+class GANStepper:
+    """Runs the authors' update (n_critic critic steps, then one generator step) as one pure function of
+    the weights, so that ``torch.compile`` can fuse it into a few kernels: the Python overhead of many
+    tiny layers, not arithmetic, bounds an eager loop on a CPU.
+
+    Weights and Adam moments live in flat vectors (``_Flat``). The generator is fixed during the critic
+    steps, so the fakes of all of them are drawn in one batched forward pass. On a multi-core CPU each
+    batch is cut into two shards, one per core (``fast.gan.affine``); the losses are the same.
+    """
+
+    def __init__(self, gan: CondGAN, options: StepOptions, device: torch.device) -> None:
+        self.gan = gan
+        self.options = options
+        self.critic_objective = _Objective(gan, fast_gan.critic_gradients)
+        self.generator_objective = _Objective(gan, fast_gan.generator_loss)
+        self.generate_objective = _Objective(gan, fast_gan.sample)
+        named = {f"gan.{k}": v.detach().to(device) for k, v in gan.named_parameters()}
+        self.critic_layout = _Flat({k: v for k, v in named.items() if k.startswith("gan.critic.")})
+        self.generator_layout = _Flat({k: v for k, v in named.items() if k.startswith("gan.generator.")})
+        self.critic = self.critic_layout.pack(named)  # (P_c,)
+        self.generator = self.generator_layout.pack(named)  # (P_g,)
+        self.critic_m, self.critic_v = torch.zeros_like(self.critic), torch.zeros_like(self.critic)
+        self.generator_m, self.generator_v = (
+            torch.zeros_like(self.generator),
+            torch.zeros_like(self.generator),
+        )
+        # the weight average of the generator, what the run saves for sampling (None: not kept)
+        self.generator_ema = self.generator.clone() if options.generator_ema > 0 else None
+        # the matrix products are too small to split well across cores themselves; two shards do
+        self.shards = (
+            2 if device.type == "cpu" and torch.get_num_threads() > 1 and options.batch_size % 2 == 0 else 1
+        )
+        self.step_fn: Callable = self._step
+        if options.compile:
+            self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
+
+    def _critic_gradients(self, critic, real, fake, y, eps):
+        """The critic loss's gradient as a flat vector (``fast.gan.critic_gradients``) and its terms."""
+        grads, logs = functional_call(
+            self.critic_objective, self.critic_layout.unpack(critic), (real, fake, y, eps)
+        )
+        return self.critic_layout.pack({f"gan.critic.{k}": v for k, v in grads.items()}), logs
+
+    def _generator_loss(self, generator, critic, y, z):
+        params = {**self.critic_layout.unpack(critic), **self.generator_layout.unpack(generator)}
+        return functional_call(self.generator_objective, params, (y, z))
+
+    def _step(self, critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema,
+              ema_decay, t_critic, t_generator, lr, x, y, idx, z, eps):  # fmt: skip
+        """x (N, D) and y (N, 1) the training data, idx (C * B,) the rows of the critic batches, z
+        (C + 1, B, Z), eps (C, B, 1) for C = n_critic; the last z is the generator step's."""
+        betas = self.options.betas
+        real, y = gan_batch(x, y, idx, self.options.n_critic)  # (C, B, D), (C + 1, B, 1)
+        c, b, d = real.shape
+
+        def shard(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(self.shards, -1, t.shape[-1])  # (S, rows / S, .)
+
+        with torch.no_grad():
+            fakes = functional_call(
+                self.generate_objective, self.generator_layout.unpack(generator), (shard(y[:c]), shard(z[:c]))
+            ).view(c, b, d)  # (C, B, D)
+        for k in range(c):
+            grads, critic_logs = self._critic_gradients(
+                critic, shard(real[k]), shard(fakes[k]), shard(y[k]), shard(eps[k])
+            )
+            critic, critic_m, critic_v = adam_update(
+                critic, grads, critic_m, critic_v, t_critic + k + 1, lr, betas
+            )
+        grads, generator_logs = grad(self._generator_loss, has_aux=True)(
+            generator, critic, shard(y[c]), shard(z[c])
+        )
+        generator, generator_m, generator_v = adam_update(
+            generator, grads, generator_m, generator_v, t_generator + 1, lr, betas
+        )
+        if generator_ema is not None:
+            generator_ema = torch.lerp(generator, generator_ema, ema_decay)
+        logs = {**critic_logs, **generator_logs}
+        return critic, generator, critic_m, critic_v, generator_m, generator_v, generator_ema, logs
+
+    def step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        z: torch.Tensor,
+        eps: torch.Tensor,
+        step: int,
+    ) -> dict:
+        """One generator step; shapes as in ``_step``. ``step`` is the 0-based generator step number."""
+        c = self.options.n_critic
+        # in the weights' precision: Adam's bias corrections 1 - beta^t are computed from these
+        scalars = {"dtype": self.critic.dtype, "device": x.device}
+        t_critic = torch.tensor(float(step * c), **scalars)
+        t_generator = torch.tensor(float(step), **scalars)
+        lr = torch.tensor(self.learning_rate(step), **scalars)
+        ema_decay = torch.tensor(self.ema_decay(step), **scalars)
+        out = self.step_fn(
+            self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
+            self.generator_ema, ema_decay, t_critic, t_generator, lr, x, y, idx, z, eps,
+        )  # fmt: skip
+        (self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m, self.generator_v,
+         self.generator_ema, logs) = out  # fmt: skip
+        return logs
+
+    def ema_decay(self, step: int) -> float:
+        """Decay of the generator's weight average at 0-based generator step ``step``:
+        min(generator_ema, (1 + step) / (10 + step)), so that the average of a short run is not dominated
+        by the untrained start (the warm-up of TensorFlow's ExponentialMovingAverage)."""
+        return min(self.options.generator_ema, (1 + step) / (10 + step))
+
+    def learning_rate(self, step: int) -> float:
+        """Linear decay from lr to lr * lr_final_fraction over a step budget; constant without one."""
+        o = self.options
+        if o.lr_decay_steps is None or o.lr_final_fraction == 1.0:
+            return o.lr
+        progress = min(step / o.lr_decay_steps, 1.0)
+        return o.lr * (1 - (1 - o.lr_final_fraction) * progress)
+
+    def sync_to_model(self) -> None:
+        """The model gets the critic and, for sampling, the generator's average (if kept) or its weights."""
+        generator = self.generator if self.generator_ema is None else self.generator_ema
+        weights = {**self.critic_layout.unpack(self.critic), **self.generator_layout.unpack(generator)}
+        with torch.no_grad():
+            for name, p in self.gan.named_parameters():
+                p.copy_(weights[f"gan.{name}"].to(p.device))
+
+    def optimizer_state(self) -> dict:
+        """Adam's moments by parameter name (and the raw generator weights when the model holds the
+        average, since resuming needs both)."""
+
+        def by_name(layout: _Flat, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {k: v.cpu().clone() for k, v in layout.unpack(flat).items()}
+
+        state = {
+            "critic": {
+                "m": by_name(self.critic_layout, self.critic_m),
+                "v": by_name(self.critic_layout, self.critic_v),
+            },
+            "generator": {
+                "m": by_name(self.generator_layout, self.generator_m),
+                "v": by_name(self.generator_layout, self.generator_v),
+            },
+        }
+        if self.generator_ema is not None:
+            state["generator_weights"] = by_name(self.generator_layout, self.generator)
+        return state
+
+    def load(self, state_dict: dict[str, torch.Tensor], optimizer: dict, device: torch.device) -> None:
+        """Continue from a checkpoint's model weights and ``optimizer_state()``."""
+
+        def on_device(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v.to(device) for k, v in named.items()}
+
+        named = on_device({f"gan.{k}": v for k, v in state_dict.items()})
+        self.critic = self.critic_layout.pack(named)
+        self.generator = self.generator_layout.pack(named)
+        if self.generator_ema is not None:
+            self.generator_ema = self.generator.clone()
+            self.generator = self.generator_layout.pack(on_device(optimizer["generator_weights"]))
+        self.critic_m = self.critic_layout.pack(on_device(optimizer["critic"]["m"]))
+        self.critic_v = self.critic_layout.pack(on_device(optimizer["critic"]["v"]))
+        self.generator_m = self.generator_layout.pack(on_device(optimizer["generator"]["m"]))
+        self.generator_v = self.generator_layout.pack(on_device(optimizer["generator"]["v"]))
+
+
+def gan_batch(
+    x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, n_critic: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``idx`` (C * B,) of the training tensors as the stepper takes them: real (C, B, D) and
+    y (C + 1, B, 1), the generator step conditioning on the last critic batch's properties, as in the
+    authors' code."""
+    real = x.index_select(0, idx).view(n_critic, -1, x.shape[1])  # (C, B, D)
+    prop = y.index_select(0, idx).view(n_critic, -1, 1)  # (C, B, 1)
+    return real, torch.cat([prop, prop[-1:]])  # (C, B, D), (C + 1, B, 1)

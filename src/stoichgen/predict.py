@@ -1,0 +1,131 @@
+"""Using trained runs: a ``Sampler`` draws raw vectors from a generator (CondGAN or CondVAE) at target
+property values; a ``Predictor`` predicts the property of compositions (a DNN, or a CondGAN's P head).
+
+>>> sampler = Sampler.from_run(bundled_run_dir("cgan-bp"))
+>>> sampler.sample(-2.0, n=4, seed=0).shape  # x^b fractions (89 elements) then x^p (58 descriptors)
+(4, 147)
+>>> predictor = Predictor.from_run(bundled_run_dir("cgan-bp"))
+>>> bool(predictor.predict_formulas(["NaCl"])[0] < 0)
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stoichgen.chem.composition import Vocabulary, formula_fractions
+from stoichgen.data import MinMaxNormaliser, descriptor_matrix
+from stoichgen.errors import RunError, check_int
+from stoichgen.run import RunRecord, bundled_run_dir
+
+__all__ = ["MAX_SAMPLES", "Predictor", "Sampler", "bundled_run_dir"]
+
+MAX_SAMPLES = 1_000_000  # vectors per ``Sampler.sample`` call (about 1.2 GB for x^bp)
+
+
+@dataclass(frozen=True, eq=False)
+class Predictor:
+    """A trained property predictor: a DNN, or a CondGAN's P(.) head, with its normalisers."""
+
+    model: nn.Module
+    normaliser: MinMaxNormaliser
+    property_normaliser: MinMaxNormaliser
+    vocabulary: Vocabulary
+    representation: str
+    record: RunRecord
+
+    @classmethod
+    def from_run(cls, path: Path | str) -> Predictor:
+        return cls.from_record(RunRecord.load(path))
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> Predictor:
+        if not record.kind.predicts:
+            raise RunError(f"run {record.source} holds a {record.kind.label}, which predicts no property")
+        return cls(
+            record.model(), record.normaliser, record.property_normaliser, record.vocabulary,
+            record.representation, record,
+        )  # fmt: skip
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Property in data units for vectors in data units of the model's representation. Shape (N,)."""
+        with torch.no_grad():
+            p = self.model.predict(torch.tensor(self.normaliser.transform(x), dtype=torch.float32))  # (N, 1)
+        return self.property_normaliser.inverse_transform(p.numpy())[:, 0]
+
+    def predict_fractions(self, x_b: np.ndarray) -> np.ndarray:
+        """Property of compositions given as x^b fractions (N, V); x^p is computed from them."""
+        x_b = np.asarray(x_b, dtype=float)
+        if self.representation == "bp":
+            return self.predict(np.hstack([x_b, x_b @ descriptor_matrix(self.vocabulary)]))
+        return self.predict(x_b)
+
+    def predict_formulas(self, formulas: Sequence[str]) -> np.ndarray:
+        """Property of formulas (parsed by pymatgen; elements must be in the vocabulary). Shape (N,)."""
+        return self.predict_fractions(formula_fractions(formulas, self.vocabulary))
+
+
+@dataclass(frozen=True, eq=False)
+class Sampler:
+    """A trained generative model with what is needed to turn its outputs into compositions."""
+
+    model: nn.Module
+    normaliser: MinMaxNormaliser
+    property_normaliser: MinMaxNormaliser
+    vocabulary: Vocabulary
+    representation: str
+    record: RunRecord
+
+    @classmethod
+    def from_run(cls, path: Path | str) -> Sampler:
+        return cls.from_record(RunRecord.load(path))
+
+    @classmethod
+    def from_record(cls, record: RunRecord) -> Sampler:
+        if not record.kind.samples:
+            raise RunError(f"run {record.source} holds a {record.kind.label}, not a generative model")
+        return cls(
+            record.model(), record.normaliser, record.property_normaliser, record.vocabulary,
+            record.representation, record,
+        )  # fmt: skip
+
+    @property
+    def property_range(self) -> tuple[float, float]:
+        """The training split's property range (outside it, generation is extrapolation)."""
+        return self.record.property_range()
+
+    def sample(self, targets: float | np.ndarray, n: int = 256, seed: int = 0) -> np.ndarray:
+        """``n`` vectors per target, in data units (x^b fractions first). Shape (T * n, D), target-major."""
+        n = check_int(n, "n", 1)
+        targets = np.atleast_1d(np.asarray(targets, dtype=float))
+        if len(targets) * n > MAX_SAMPLES:
+            raise RunError(f"{len(targets)} targets x {n} samples exceed {MAX_SAMPLES:,} vectors per call")
+        y = self.property_normaliser.transform(np.repeat(targets, n)[:, None])  # (T * n, 1)
+        rng = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            z = self.model.noise(len(y), rng)  # (T * n, Z) from the model's prior
+            x = self.model.sample(torch.tensor(y, dtype=torch.float32), z).numpy()  # (T * n, D), normalised
+        return self.normaliser.inverse_transform(x)
+
+    @functools.cached_property
+    def predictor(self) -> Predictor:
+        """The model's own property head as a ``Predictor`` (a CondGAN's P), sharing its weights."""
+        if not self.record.kind.predicts:
+            raise RunError(
+                f"run {self.record.source} holds a {self.record.kind.label}, which has no property head"
+            )
+        return Predictor(
+            self.model, self.normaliser, self.property_normaliser, self.vocabulary, self.representation,
+            self.record,
+        )  # fmt: skip
+
+    def predict_property(self, x: np.ndarray) -> np.ndarray:
+        """The model's own P(x) in data units, for vectors in data units. Shape (N,)."""
+        return self.predictor.predict(x)
