@@ -29,9 +29,9 @@ import argparse
 import time
 
 import numpy as np
-
 from stoichgen.charge import balance, oxidation_states, valence
 from stoichgen.composition import Vocabulary, threshold_fractions
+
 from stoichgen.data import load_mp_formation_energy
 
 N_SAMPLES = 2560

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stoichgen.sample import Sampler
 
 from stoichgen.data import load_mp_formation_energy
 from stoichgen.evaluate import target_metrics
 from stoichgen.nearest import NearestIndex
-from stoichgen.sample import Sampler
 from stoichgen.train import make_options, split_dataset, train
 
 

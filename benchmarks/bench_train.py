@@ -21,39 +21,24 @@ import torch
 
 from stoichgen.data import load_mp_formation_energy
 from stoichgen.models import CondGAN, CondGANConfig
-from stoichgen.train import GANStepper, make_options, prepare
+from stoichgen.models.cgan import textbook_update
+from stoichgen.models.fast.stepper import GANStepper, gan_batch
+from stoichgen.options import make_options
+from stoichgen.train import training_data
 
 BATCH, N_CRITIC, Z_DIM = 256, 5, 10
 
 
 def eager_loop(gan: CondGAN, x: torch.Tensor, y: torch.Tensor, steps: int, rng: torch.Generator) -> None:
-    """The plain loop: what one would write from the paper and the authors' code."""
+    """The plain loop: what one would write from the paper and the authors' code (``textbook_update``)."""
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(gan.critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
     for _ in range(steps):
-        for _ in range(N_CRITIC):
-            idx = torch.randint(0, len(x), (BATCH,), generator=rng)
-            real, prop = x[idx], y[idx]  # (B, D), (B, 1)
-            z = torch.rand(BATCH, Z_DIM, generator=rng) * 2 - 1
-            with torch.no_grad():
-                fake = gan.generator(torch.cat([z, prop], 1))  # (B, D)
-            score_real, prop_real = gan.critic(real)
-            score_fake, _ = gan.critic(fake)
-            eps = torch.rand(BATCH, 1, generator=rng)
-            mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-            score_mixed, _ = gan.critic(mixed)
-            (grad,) = torch.autograd.grad(score_mixed.sum(), mixed, create_graph=True)
-            penalty = ((grad.norm(dim=1) - 1) ** 2).mean()
-            loss = score_fake.mean() - score_real.mean() + 10 * penalty + ((prop_real - prop) ** 2).mean()
-            opt_c.zero_grad()
-            loss.backward()
-            opt_c.step()
-        z = torch.rand(BATCH, Z_DIM, generator=rng) * 2 - 1
-        score, prop_fake = gan.critic(gan.generator(torch.cat([z, prop], 1)))
-        loss = -score.mean() + ((prop_fake - prop) ** 2).mean()
-        opt_g.zero_grad()
-        loss.backward()
-        opt_g.step()
+        idx = torch.randint(0, len(x), (N_CRITIC * BATCH,), generator=rng)
+        real, prop = gan_batch(x, y, idx, N_CRITIC)  # (C, B, D), (C + 1, B, 1)
+        z = torch.rand(N_CRITIC + 1, BATCH, Z_DIM, generator=rng) * 2 - 1
+        eps = torch.rand(N_CRITIC, BATCH, 1, generator=rng)
+        textbook_update(gan, opt_c, opt_g, real, prop, z, eps)
 
 
 def stoichgen_loop(stepper: GANStepper, x: torch.Tensor, y: torch.Tensor, steps: int, start: int,
@@ -79,7 +64,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    prepared = prepare(load_mp_formation_energy(), "bp", split_seed=0)
+    prepared = training_data(load_mp_formation_energy(), "bp", split_seed=0)
     x, y = prepared.x, prepared.y
     torch.manual_seed(0)
     rng = torch.Generator().manual_seed(0)

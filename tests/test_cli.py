@@ -35,3 +35,40 @@ def test_data_info_unreadable_file_exits_nonzero(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "empty.csv").write_text("")
     assert main(["data", "info", "--csv", str(tmp_path / "empty.csv")]) != 0
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("stoichgen.cli.load_mp_formation_energy", interrupted)
+    assert main(["data", "info"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+
+
+def test_ctrl_c_in_a_real_process_exits_130(tmp_path):
+    """SIGINT to a training process: one line on stderr, status 130, no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stoichgen.cli", "train", "--model", "dnn", "--repr", "b", "--minutes", "5",
+         "--no-compile", "--out", str(tmp_path / "run")],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "losses.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err
+    # no checkpoint yet: a plain rerun of the same command starts it again
+    from stoichgen.cli import main as run_main
+
+    assert run_main(["train", "--model", "dnn", "--repr", "b", "--steps", "2", "--no-compile",
+                     "--out", str(tmp_path / "run")]) == 0  # fmt: skip

@@ -5,15 +5,16 @@ import hashlib
 import numpy as np
 import pytest
 
-from stoichgen.composition import Vocabulary
+from stoichgen.chem.composition import Vocabulary
 from stoichgen.data import (
-    DESCRIPTOR_SHA256,
-    DataError,
     MinMaxNormaliser,
+    _read_descriptors,
+    _resource,
     element_descriptors,
     load_csv,
     load_mp_formation_energy,
 )
+from stoichgen.errors import DataError
 
 
 def test_descriptor_table_checksum_shape_complete():
@@ -22,7 +23,6 @@ def test_descriptor_table_checksum_shape_complete():
     assert hashlib.sha256(_resource("xenonpy_element_features.csv").read_bytes()).hexdigest() == (
         "4bb9e660fe1ee6123fac014d77056ec6aad1b917c7c4ac6a5af006c3721983f7"
     )
-    assert DESCRIPTOR_SHA256 == "4bb9e660fe1ee6123fac014d77056ec6aad1b917c7c4ac6a5af006c3721983f7"
     table = element_descriptors()
     assert table.shape == (94, 58)
     assert table.index[0] == "H" and table.index[-1] == "Pu"
@@ -177,3 +177,18 @@ def test_range_split():
     assert len(split.train) + len(split.test) == len(ds)
     with pytest.raises(DataError, match="empty"):
         ds.range_split(-10.0)
+
+
+def test_altered_descriptor_table_is_refused(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_bytes(_resource("xenonpy_element_features.csv").read_bytes().replace(b"1.0", b"1.1", 1))
+    with pytest.raises(DataError, match="was altered"):
+        _read_descriptors(path)
+
+
+def test_conflicting_duplicates_are_reported_by_row(write_csv):
+    ds = load_csv(write_csv("c,y\nNaCl,-2.0\nKCl,-2.2\nClNa,-2.0\nNaCl,-1.5\n"), "c", "y")
+    assert ds.report.n_duplicates == 2
+    (conflict,) = ds.report.conflicts  # ClNa agrees with the kept NaCl; the last NaCl does not
+    assert (conflict.line, conflict.value, conflict.kept_line, conflict.kept_value) == (5, -1.5, 2, -2.0)
+    assert "line 5: 'NaCl' = -1.5 differs from the kept line 2: 'NaCl' = -2" in ds.report.summary()

@@ -6,18 +6,13 @@ import pytest
 import torch
 
 from stoichgen.cli import main
+from stoichgen.data import DataSource
+from stoichgen.errors import DataError, InputError, RunError, TrainError
 from stoichgen.models import CondGAN, CondGANConfig
-from stoichgen.train import (
-    CHECKPOINT,
-    FORMAT_VERSION,
-    DataSource,
-    GANStepper,
-    TrainError,
-    load_checkpoint,
-    make_options,
-    model_from_checkpoint,
-    train,
-)
+from stoichgen.models.fast.stepper import GANStepper
+from stoichgen.options import make_options
+from stoichgen.run import CHECKPOINT, FORMAT_VERSION, RunRecord
+from stoichgen.train import train
 
 
 def _train(small_csv, out, model="cgan", **kw):
@@ -29,7 +24,7 @@ def _train(small_csv, out, model="cgan", **kw):
 
 
 def _weights(run_dir):
-    return load_checkpoint(run_dir)["state_dict"]
+    return RunRecord.load(run_dir).state_dict
 
 
 @pytest.mark.parametrize("model", ["cgan", "cvae", "dnn"])
@@ -52,7 +47,7 @@ def test_run_dir_contents_and_reload(small_csv, tmp_path, model):
         4,
         6,
     ]
-    reloaded = model_from_checkpoint(payload)
+    reloaded = RunRecord.load(tmp_path / "run").model()
     x = torch.rand(5, payload["model_config"]["x_dim"])
     y = torch.rand(5, 1)
     with torch.no_grad():
@@ -60,7 +55,7 @@ def test_run_dir_contents_and_reload(small_csv, tmp_path, model):
             torch.testing.assert_close(reloaded.predict(x), result.model.predict(x), rtol=0, atol=0)
         else:
             z = torch.rand(5, 10)
-            torch.testing.assert_close(reloaded.generate(y, z), result.model.generate(y, z), rtol=0, atol=0)
+            torch.testing.assert_close(reloaded.sample(y, z), result.model.sample(y, z), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("model", ["cgan", "cvae"])
@@ -90,9 +85,10 @@ def test_resume_equals_uninterrupted(small_csv, tmp_path, model, extra):
 
 
 def test_generator_ema_is_saved_for_sampling(small_csv, tmp_path):
-    raw = load_checkpoint(_train(small_csv, tmp_path / "raw", steps=1, generator_ema=0.0).run_dir)
-    averaged = load_checkpoint(_train(small_csv, tmp_path / "ema", steps=1, generator_ema=0.25).run_dir)
-    config = model_from_checkpoint(raw).config
+    raw = RunRecord.load(_train(small_csv, tmp_path / "raw", steps=1, generator_ema=0.0).run_dir).to_payload()
+    averaged = RunRecord.load(_train(small_csv, tmp_path / "ema", steps=1, generator_ema=0.25).run_dir)
+    averaged = averaged.to_payload()
+    config = RunRecord.from_payload(raw).model_config
     torch.manual_seed(0)  # the run's seed: the weights before the first step
     start = CondGAN(config).state_dict()
     names = [k for k in raw["state_dict"] if k.startswith("generator.")]
@@ -136,7 +132,7 @@ def test_resume_trims_log_written_after_checkpoint(small_csv, tmp_path):
 def test_non_empty_run_dir_refused_without_resume_or_force(small_csv, tmp_path):
     _train(small_csv, tmp_path / "run")
     before = (tmp_path / "run" / CHECKPOINT).read_bytes()
-    with pytest.raises(TrainError, match="not empty"):
+    with pytest.raises(TrainError, match="holds a run"):
         _train(small_csv, tmp_path / "run")
     assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
     _train(small_csv, tmp_path / "run", force=True, seed=3)
@@ -154,13 +150,13 @@ def test_bad_checkpoints(small_csv, tmp_path):
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = 99
     torch.save(payload, tmp_path / "v99.pt")
-    with pytest.raises(TrainError, match="format version 99"):
-        load_checkpoint(tmp_path / "v99.pt")
+    with pytest.raises(RunError, match="format version 99"):
+        RunRecord.load(tmp_path / "v99.pt")
     (tmp_path / "corrupt.pt").write_bytes(path.read_bytes()[:100])
-    with pytest.raises(TrainError, match="corrupt"):
-        load_checkpoint(tmp_path / "corrupt.pt")
-    with pytest.raises(TrainError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "missing")
+    with pytest.raises(RunError, match="corrupt"):
+        RunRecord.load(tmp_path / "corrupt.pt")
+    with pytest.raises(RunError, match="no checkpoint"):
+        RunRecord.load(tmp_path / "missing")
 
 
 def test_resume_on_other_vocabulary_refused(small_csv, tmp_path):
@@ -186,10 +182,10 @@ def test_cli_train_in_process(small_csv, tmp_path, capsys):
     args += ["--out", str(tmp_path / "run"), "--no-compile", "--composition-column", "composition"]
     assert main(args) == 0
     assert "trained 3 steps" in capsys.readouterr().out
-    assert main(args) == 2  # non-empty run dir
-    assert "not empty" in capsys.readouterr().err
+    assert main(args) == 2  # a run is there
+    assert "holds a run; resume it (--resume) or overwrite it (--force)" in capsys.readouterr().err
     assert main([*args, "--resume", "--steps", "5"]) == 0
-    assert load_checkpoint(tmp_path / "run")["progress"]["step"] == 5
+    assert RunRecord.load(tmp_path / "run").progress.step == 5
     with pytest.raises(SystemExit) as info:
         main(["train", "--model", "gan", "--repr", "b", "--out", str(tmp_path / "x")])
     assert info.value.code != 0
@@ -207,68 +203,129 @@ def test_compiled_gan_step_matches_eager(small_csv, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-def _textbook_gan_steps(gan, x, y, draws, lr, betas, lambdas):
-    """The paper's update as one would write it: torch.optim.Adam, double back-propagation."""
-    gp, fake_prop, real_prop = lambdas
-    opt_c = torch.optim.Adam(gan.critic.parameters(), lr=lr, betas=betas)
-    opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=betas)
-    for idx, z, eps in draws:
-        for k in range(eps.shape[0]):
-            real, prop = x[idx[k]], y[idx[k]]
-            with torch.no_grad():
-                fake = gan.generate(prop, z[k])
-            score_real, prop_real = gan.critic(real)
-            score_fake, _ = gan.critic(fake)
-            mixed = (eps[k] * real + (1 - eps[k]) * fake).requires_grad_(True)
-            (grad,) = torch.autograd.grad(gan.critic(mixed)[0].sum(), mixed, create_graph=True)
-            penalty = ((grad.norm(dim=1) - 1) ** 2).mean()
-            loss = (
-                score_fake.mean()
-                - score_real.mean()
-                + gp * penalty
-                + real_prop * ((prop_real - prop) ** 2).mean()
-            )
-            opt_c.zero_grad()
-            loss.backward()
-            opt_c.step()
-        score, prop_fake = gan.critic(gan.generate(prop, z[-1]))
-        loss = -score.mean() + fake_prop * ((prop_fake - prop) ** 2).mean()
-        opt_g.zero_grad()
-        loss.backward()
-        opt_g.step()
+# --- the locks -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shards", [1, 2])
-def test_gan_stepper_equals_textbook_loop(shards):
-    """The stepper (hand-written critic gradient, shards, flat Adam) makes the paper's update."""
-    c, b, n = 3, 16, 100
-    g = torch.Generator().manual_seed(0)
-    x, y = (
-        torch.rand(n, 12, generator=g, dtype=torch.float64),
-        torch.rand(n, 1, generator=g, dtype=torch.float64),
-    )
-    draws = [
-        (
-            torch.randint(0, n, (c, b), generator=g),
-            torch.rand(c + 1, b, 10, generator=g, dtype=torch.float64) * 2 - 1,
-            torch.rand(c, b, 1, generator=g, dtype=torch.float64),
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"model": "dnn"}, "model 'dnn'"),
+        ({"representation": "b"}, "representation 'b'"),
+        ({"preset": "paper"}, "preset 'paper'"),
+        ({"seed": 5}, "seed 5"),
+        ({"split_seed": 2}, "split_seed 2"),
+        ({"lr": 0.5}, "lr 0.5"),
+    ],
+)
+def test_resume_with_other_settings_is_refused_naming_them(small_csv, tmp_path, change, named):
+    _train(small_csv, tmp_path / "run", steps=2)
+    before = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    asked = {"model": "cgan", "representation": "bp", **change}
+    model, representation = asked.pop("model"), asked.pop("representation")
+    with pytest.raises(TrainError, match="cannot resume") as info:
+        train(model, representation, tmp_path / "run", resume=True, steps=4, progress=False, **asked)
+    assert named in str(info.value)
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
+
+
+def test_resume_on_another_csv_is_refused(small_csv, tmp_path):
+    _train(small_csv, tmp_path / "run", steps=2)
+    other = tmp_path / "other.csv"
+    other.write_text(small_csv.read_text())
+    with pytest.raises(TrainError, match="other.csv"):
+        train(
+            "cgan", "bp", tmp_path / "run", data=DataSource(str(other)), resume=True, steps=4, progress=False
         )
-        for _ in range(3)
-    ]
-    options = make_options("cgan", "bp", "paper", n_critic=c, batch_size=b, compile=False, lr=1e-3)
-    torch.manual_seed(0)
-    reference = CondGAN(CondGANConfig(x_dim=12, lambda_fake_property=2.0, lambda_real_property=3.0)).double()
-    gan = CondGAN(reference.config).double()
-    gan.load_state_dict(reference.state_dict())
-    initial = {k: v.clone() for k, v in reference.state_dict().items()}
-    stepper = GANStepper(gan, options, torch.device("cpu"))
-    stepper.shards = shards
-    for step, (idx, z, eps) in enumerate(draws):
-        stepper.step(x, y, idx.view(-1), z, eps, step)
-    stepper.sync_to_model()
-    _textbook_gan_steps(reference, x, y, draws, 1e-3, options.betas, (10.0, 2.0, 3.0))
-    expected = reference.state_dict()
-    for name, value in gan.state_dict().items():
-        torch.testing.assert_close(value, expected[name], rtol=1e-8, atol=1e-11, msg=name)
-        if name != "critic.score.bias":  # D's bias cancels in E[D(fake)] - E[D(real)]: zero gradient
-            assert not torch.equal(value, initial[name]), f"{name} did not move"
+    with pytest.raises(TrainError, match="property_column|the bundled MP set|mine"):
+        train("cgan", "bp", tmp_path / "run", data=DataSource(), resume=True, steps=4, progress=False)
+
+
+def test_cli_resume_names_each_conflict(small_csv, tmp_path, capsys):
+    args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "2", "--no-compile"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--model", "cgan", "--repr", "bp", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'cgan'" in err and "representation 'bp'" in err and "Traceback" not in err
+
+
+def test_run_dir_without_checkpoint_restarts_without_force(small_csv, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # as left by Ctrl-C before the first checkpoint
+    (run / "losses.jsonl").write_text('{"step": 2}\n')
+    args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "2", "--no-compile"]
+    assert main([*args, "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and "without resuming" in err
+    assert main([*args, "--out", str(run)]) == 0  # the advice works
+    assert RunRecord.load(run).progress.step == 2
+
+
+def test_foreign_files_are_not_overwritten_without_force(small_csv, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(TrainError, match="notes.txt"):
+        _train(small_csv, tmp_path / "run", steps=2)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_torn_last_log_line_is_tolerated_on_resume(small_csv, tmp_path):
+    _train(small_csv, tmp_path / "run", steps=4)
+    with (tmp_path / "run" / "losses.jsonl").open("a") as log:
+        log.write('{"step": 6, "elapsed_s": 1.0, "g')  # power cut mid-line
+    train("cgan", "bp", tmp_path / "run", resume=True, steps=6, progress=False)
+    lines = (tmp_path / "run" / "losses.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4, 6]
+
+
+def test_relative_csv_path_is_stored_absolute(small_csv, tmp_path, monkeypatch):
+    monkeypatch.chdir(small_csv.parent)
+    train("dnn", "b", tmp_path / "run", data=DataSource(small_csv.name), compile=False, batch_size=64,
+          steps=1, progress=False)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    record = RunRecord.load(tmp_path / "run")
+    assert record.data.csv == str(small_csv)
+    assert len(record.load_split().train) > 0  # reloads from another folder
+
+
+def test_single_composition_csv_says_what_is_wrong(write_csv, tmp_path):
+    csv = write_csv("composition,property\nFe,0.0\nFe2,0.1\nFe3,0.2\n")
+    with pytest.raises(DataError, match="1 usable composition.*2 duplicate.*at least 2 distinct"):
+        train("dnn", "b", tmp_path / "run", data=DataSource(str(csv)), steps=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("seed", 1180591620717411303424, "seed must be an integer between 0 and"),
+        ("seed", -1, "seed must be an integer between 0 and"),
+        ("split_seed", 2**64, "split_seed must be an integer between 0 and"),
+        ("steps", 0, "steps must be an integer between 1 and"),
+        ("steps", 10**30, "steps must be an integer between 1 and"),
+    ],
+)
+def test_out_of_range_integers_are_refused(tmp_path, option, value, message):
+    with pytest.raises(InputError, match=message):
+        train("dnn", "b", tmp_path / "run", **{option: value})
+
+
+@pytest.mark.parametrize("flag", ["--seed", "--split-seed", "--steps"])
+def test_cli_out_of_range_integers_exit_cleanly(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as info:
+        main(
+            [
+                "train",
+                "--model",
+                "dnn",
+                "--repr",
+                "b",
+                "--out",
+                str(tmp_path / "r"),
+                flag,
+                "1180591620717411303424",
+            ]
+        )
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "outside" in err and flag in err and "Traceback" not in err

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import warnings
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,8 +39,22 @@ def _resource(name: str) -> Path:
 
 @cache
 def element_descriptors() -> pd.DataFrame:
-    """The 58 XenonPy elemental descriptors of 94 elements (H..Pu), indexed by symbol. Shape (94, 58)."""
-    return pd.read_csv(_resource(DESCRIPTOR_FILE), index_col="element")
+    """The 58 XenonPy elemental descriptors of 94 elements (H..Pu), indexed by symbol. Shape (94, 58).
+
+    The file is checked against its published checksum: every x^bp model depends on these exact values.
+    """
+    return _read_descriptors(_resource(DESCRIPTOR_FILE))
+
+
+def _read_descriptors(path: Path) -> pd.DataFrame:
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != DESCRIPTOR_SHA256:
+        raise DataError(
+            f"descriptor table {str(path)!r} has sha256 {digest}, not the published {DESCRIPTOR_SHA256}: "
+            "the file was altered; reinstall stoichgen"
+        )
+    return pd.read_csv(io.BytesIO(raw), index_col="element")
 
 
 @dataclass(frozen=True)

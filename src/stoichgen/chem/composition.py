@@ -145,10 +145,10 @@ class Vocabulary:
         symbols = tuple(self.symbols)
         for symbol in symbols:
             if not Element.is_valid_symbol(symbol):
-                raise ValueError(f"unknown element symbol {symbol!r} in vocabulary")
+                raise FormulaError(f"unknown element symbol {symbol!r} in vocabulary")
         numbers = [Element(s).Z for s in symbols]
         if numbers != sorted(set(numbers)):
-            raise ValueError(f"vocabulary must be unique and ordered by atomic number, got {symbols}")
+            raise FormulaError(f"vocabulary must be unique and ordered by atomic number, got {symbols}")
         object.__setattr__(self, "symbols", symbols)
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(symbols)})
 

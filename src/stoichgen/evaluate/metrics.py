@@ -9,6 +9,7 @@
   independent predictor (the DNN), on all samples and on the novel ones.
 - ``valence_metrics`` (Table 5): |valence|, MAE, RMSE and distance per target, raw and after balancing.
 
+>>> from stoichgen.data import load_mp_formation_energy
 >>> from stoichgen.predict import bundled_run_dir
 >>> sampler = Sampler.from_run(bundled_run_dir("cgan-bp"))
 >>> nearest = NearestIndex.from_dataset(load_mp_formation_energy(), sampler.normaliser, "b")

@@ -121,3 +121,32 @@ class CondGAN(nn.Module):
         property_mse = F.mse_loss(prop, y)
         loss = -score.mean() + self.config.lambda_fake_property * property_mse
         return loss, {"g_adv": -score.mean(), "p_fake_mse": property_mse}
+
+
+def textbook_update(
+    gan: CondGAN,
+    critic_optimizer: torch.optim.Optimizer,
+    generator_optimizer: torch.optim.Optimizer,
+    real: torch.Tensor,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    eps: torch.Tensor,
+) -> None:
+    """One generator step of the paper's update, the way one writes it from the paper: C critic steps on
+    ``critic_loss``, then one on ``generator_loss``, each with its own optimiser.
+
+    ``real`` (C, B, D) and ``y[:C]`` (C, B, 1) are the critic batches, ``y[C]`` the generator step's
+    properties; ``z`` (C + 1, B, Z) and ``eps`` (C, B, 1) the noise. The fast step of ``models/fast`` is
+    tested against this.
+    """
+    for k in range(real.shape[0]):
+        with torch.no_grad():
+            fake = gan.sample(y[k], z[k])  # (B, D)
+        loss, _ = gan.critic_loss(real[k], fake, y[k], eps[k])
+        critic_optimizer.zero_grad()
+        loss.backward()
+        critic_optimizer.step()
+    loss, _ = gan.generator_loss(y[-1], z[-1])
+    generator_optimizer.zero_grad()
+    loss.backward()
+    generator_optimizer.step()

@@ -7,6 +7,7 @@ here against the readable ``CondGAN.critic_loss`` / ``generator_loss`` (double b
 Inputs are (B, .) or split into shards (S, B / S, .); the expectations run over all rows either way, so
 the shards only decide how the work is cut (``affine``), not the loss.
 
+>>> from stoichgen.models.cgan import CondGANConfig
 >>> gan = CondGAN(CondGANConfig(x_dim=6))
 >>> real, y, eps = torch.rand(8, 6), torch.rand(8, 1), torch.rand(8, 1)
 >>> fake = gan.sample(y).detach()

@@ -6,20 +6,18 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from stoichgen.charge import (
-    _can_neutralise,
-    _grid_feasible,
-    _min_abs_charge,
-    _state_set,
-    balance,
+from stoichgen.chem.balance import _grid_feasible, balance, exact_balance, metropolis_hastings
+from stoichgen.chem.composition import Vocabulary, composition_to_fractions, parse_formula
+from stoichgen.chem.oxidation import (
+    assignment_set,
+    can_neutralise,
     charge_neutral,
-    exact_balance,
-    metropolis_hastings,
+    min_abs_charge,
     oxidation_states,
-    smact_valid,
     valence,
 )
-from stoichgen.composition import Vocabulary, composition_to_fractions, parse_formula
+from stoichgen.chem.screening import smact_valid
+from stoichgen.errors import InputError
 
 VOCAB = Vocabulary(("Li", "N", "O", "Na", "Al", "S", "Cl", "Ar", "K", "Ti", "Mn", "Fe", "Ni"))
 
@@ -104,7 +102,7 @@ def test_valence_matches_brute_force(table):
     assert valence(x, vocab, oxidation=table) == pytest.approx(expected, abs=1e-12)
     if table == "all":  # more than 1024 assignments: the meet-in-the-middle path ran
         states = tuple(oxidation_states(vocab.symbols[i], "all") for i in np.flatnonzero(x[0]))
-        assert _state_set(states).right is not None
+        assert assignment_set(states).right is not None
 
 
 def test_meet_in_the_middle_search_matches_full_enumeration():
@@ -115,19 +113,19 @@ def test_meet_in_the_middle_search_matches_full_enumeration():
     left[:, :, :2] = rng.integers(-4, 8, (3, 7, 2))
     right[:, :, 2:] = rng.integers(-4, 8, (3, 9, 2))
     full = np.abs(p @ (left[:, :, None, :] + right[:, None, :, :]).reshape(3, 63, 4).transpose(0, 2, 1))
-    np.testing.assert_allclose(_min_abs_charge(p, left, right), full.min(axis=-1), atol=1e-12)
+    np.testing.assert_allclose(min_abs_charge(p, left, right), full.min(axis=-1), atol=1e-12)
 
 
 def test_neutrality_needs_room_above_the_threshold():
     # Eight +4 cations at >= 0.03 each carry at least +0.96; F- can then hold at most 0.76: no neutral point.
     states = ((4,),) * 8 + ((-1,),)
-    assert not _can_neutralise(states, 0.03)
-    assert _can_neutralise(states, 0.0)
-    assert _can_neutralise(states[-2:], 0.03)
+    assert not can_neutralise(states, 0.03)
+    assert can_neutralise(states, 0.0)
+    assert can_neutralise(states[-2:], 0.03)
     # With threshold 0 only the signs matter: NaK is unbalanceable, NaCl and pure C (state 0) are not.
     x = np.vstack([rows("NaCl"), rows("NaK")])
     assert balance(x, VOCAB, "none", threshold=0.0).unbalanceable.tolist() == [False, True]
-    assert _can_neutralise((oxidation_states("C"),), 0.0)
+    assert can_neutralise((oxidation_states("C"),), 0.0)
 
 
 def test_oxidation_table_choice_changes_a_known_case():
@@ -327,11 +325,16 @@ def test_exact_is_the_nearest_neutral_formula(target):
 
 
 def test_exact_candidates_keep_every_element_above_the_threshold():
-    # Up to 40 atoms, Na1K16Cl17 (Na 1/34 < 0.03) would be nearest; the threshold keeps Na1K15Cl16.
-    x = fractions(Na=0.03, K=0.4699, Cl=0.5001)[None]
-    result = exact_balance(x, VOCAB, max_atoms=40, tol=1e-6)
+    # Up to 30 atoms, Na1K12Cl13 (Na 1/26 < 0.04) would be nearest; the threshold keeps Na1K11Cl12.
+    x = fractions(Na=0.04, K=0.4599, Cl=0.5001)[None]
+    result = exact_balance(x, VOCAB, max_atoms=30, tol=1e-6, threshold=0.04)
     assert result.charge_neutral[0]
-    assert result.x[0, VOCAB.index("Na")] == pytest.approx(1 / 32)
+    assert result.x[0, VOCAB.index("Na")] == pytest.approx(1 / 24)
+
+
+def test_exact_refuses_formula_units_above_the_limit():
+    with pytest.raises(InputError, match="max_atoms 300 is above 30"):
+        exact_balance(fractions(Na=0.5, Cl=0.5)[None], VOCAB, max_atoms=300)
 
 
 def test_exact_flags_impossible_rows():
@@ -372,7 +375,7 @@ def test_smact_validity():
 
 
 def test_assignments_beyond_numpys_32_dimensions():
-    from stoichgen.charge import _assignments
+    from stoichgen.chem.oxidation import assignments as _assignments
 
     states = [(1,)] * 33 + [(2, 3)]
     out = _assignments(states)

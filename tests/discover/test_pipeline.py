@@ -10,27 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from stoichgen import generate as generate_module
+from stoichgen.chem.composition import paper_string, parse_formula, threshold_fractions
 from stoichgen.cli import main
-from stoichgen.composition import paper_string, parse_formula, threshold_fractions
-from stoichgen.data import descriptor_matrix
-from stoichgen.generate import (
-    COLUMNS,
-    REFERENCE,
-    ExtrapolationWarning,
-    GenerateError,
-    GenerateWarning,
-    Generator,
-    Reference,
-    bundled_model_dir,
-    load_reference,
-    training_split,
-    write_reference,
-    write_table,
-)
+from stoichgen.data import DataSource, descriptor_matrix
+from stoichgen.discover import pipeline as pipeline_module
+from stoichgen.discover.output import write_table
+from stoichgen.discover.pipeline import Generator
+from stoichgen.discover.reference import REFERENCE, Reference, load_reference, write_reference
+from stoichgen.discover.schema import NAMES as COLUMNS
+from stoichgen.errors import ExtrapolationWarning, GenerateError, GenerateWarning, RunError, StoichgenError
 from stoichgen.nearest import NearestIndex
-from stoichgen.sample import Sampler
-from stoichgen.train import CHECKPOINT, DataSource, TrainError, load_checkpoint, train
+from stoichgen.predict import Sampler
+from stoichgen.run import CHECKPOINT, RunRecord, bundled_run_dir
+from stoichgen.train import train
 
 
 def _train(small_csv, out, model="cgan", steps=20):
@@ -199,7 +191,7 @@ def test_known_training_composition_is_not_novel_and_is_its_own_nearest(gen):
 
 
 def test_nearest_is_the_training_split_nearest(gen):
-    train_split = training_split(gen.sampler.payload)
+    train_split = gen.sampler.record.load_split().train
     full_index = NearestIndex.from_dataset(train_split, gen.sampler.normaliser, "b")
     x = threshold_fractions(gen.sampler.sample(-1.0, 50, seed=3)[:, : len(gen.vocabulary)], 0.25)
     distance, index = gen.nearest.query(x)
@@ -255,7 +247,9 @@ def test_empty_decodes_are_redrawn_and_counted(gen):
 
 
 def test_rows_that_never_pass_are_dropped_with_a_warning(gen):
-    with pytest.warns(GenerateWarning, match="only 0 of 3 samples"):
+    with pytest.warns(
+        GenerateWarning, match=r"only 0 of 3 rows filled.*\d+ decoded to nothing at threshold 0.03"
+    ):
         df = replay(gen, [{"Na": 0.01}]).generate(-2.0, n=3, balance="mh", max_rounds=2)
     assert df.empty and list(df.columns) == list(COLUMNS)
     assert df.attrs["dropped"] == 3
@@ -337,9 +331,9 @@ def test_extrapolation_warns_but_generates(gen, constraint):
         ({"max_elements": 0}, "max_elements must be at least 1"),
         ({"max_elements": 2.5}, "max_elements must be an integer"),
         ({"elements": "Fe", "exclude": "Fe"}, "every element of the model is excluded"),
-        ({"n": 0}, "n must be an integer >= 1"),
-        ({"n": -3}, "n must be an integer >= 1"),
-        ({"n": 2.5}, "n must be an integer >= 1"),
+        ({"n": 0}, "n must be an integer between 1 and 100000"),
+        ({"n": -3}, "n must be an integer between 1 and 100000"),
+        ({"n": 2.5}, "n must be an integer between 1 and 100000"),
         ({"target": float("nan")}, "target nan is not a finite number"),
         ({"target": float("inf")}, "target inf is not a finite number"),
         ({"target": "-2.0"}, "target '-2.0' is not a number"),
@@ -348,35 +342,39 @@ def test_extrapolation_warns_but_generates(gen, constraint):
         ({"balance": "greedy"}, "unknown balancing method 'greedy'"),
         ({"oxidation": "rare"}, "unknown oxidation table 'rare'"),
         ({"threshold": 1.0}, "threshold must be a number in \\(0, 1\\)"),
-        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"seed": -1}, "seed must be an integer between 0 and"),
+        ({"seed": 2**70}, "seed must be an integer between 0 and"),
+        ({"n": 10_000_000}, "n must be an integer between 1 and 100000"),
+        ({"target": [-2.0, -1.0], "n": 60_000}, "at most 100,000 per call"),
+        ({"max_atoms": 300, "balance": "exact"}, "max_atoms must be an integer between 2 and 30"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_error(gen, kwargs, message):
     kwargs = {"target": -2.0, "n": 4, **kwargs}
-    with pytest.raises(GenerateError, match=message):
+    with pytest.raises(StoichgenError, match=message):
         gen.generate(kwargs.pop("target"), **kwargs)
 
 
 def test_missing_corrupt_or_non_generative_model(small_csv, tmp_path):
-    with pytest.raises(TrainError, match="no checkpoint"):
+    with pytest.raises(RunError, match="no checkpoint"):
         Generator.from_run(tmp_path / "missing")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / CHECKPOINT).write_bytes(b"not a checkpoint")
-    with pytest.raises(TrainError, match="corrupt"):
+    with pytest.raises(RunError, match="corrupt"):
         Generator.from_run(tmp_path / "corrupt")
     _train(small_csv, tmp_path / "dnn", model="dnn", steps=2)
-    with pytest.raises(TrainError, match="not a generative model"):
+    with pytest.raises(RunError, match="not a generative model"):
         Generator.from_run(tmp_path / "dnn")
 
 
 def test_no_bundled_model(monkeypatch, tmp_path):
-    monkeypatch.setattr(generate_module, "bundled_model_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: tmp_path / "none")
     with pytest.raises(GenerateError, match="no bundled default model; pass --model RUN_DIR"):
         Generator.default()
 
 
 def test_bundled_model_used_when_present(monkeypatch, run_dir):
-    monkeypatch.setattr(generate_module, "bundled_model_dir", lambda: run_dir)
+    monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: run_dir)
     assert Generator.default().run_dir == run_dir
 
 
@@ -387,10 +385,10 @@ def test_reference_cached_and_loaded_without_the_data(gen, run_dir, monkeypatch)
     gen.reference  # noqa: B018 - built (and cached on disk) on first use
     assert (run_dir / REFERENCE).is_file()
 
-    def no_data(payload):
+    def no_data(record, dataset=None):
         raise AssertionError("the data set should not be reloaded")
 
-    monkeypatch.setattr(generate_module, "training_split", no_data)
+    monkeypatch.setattr(RunRecord, "load_split", no_data)
     again = Generator.from_run(run_dir)
     assert again.reference.formulas == gen.reference.formulas
     np.testing.assert_array_equal(again.reference.y, gen.reference.y)
@@ -398,7 +396,7 @@ def test_reference_cached_and_loaded_without_the_data(gen, run_dir, monkeypatch)
 
 
 def test_reference_is_the_training_split(run_dir):
-    split = training_split(load_checkpoint(run_dir))
+    split = RunRecord.load(run_dir).load_split().train
     assert 0 < len(split) < 600
     reference = Reference.load(run_dir / REFERENCE) if (run_dir / REFERENCE).is_file() else None
     path = write_reference(run_dir)
@@ -412,7 +410,7 @@ def test_reference_is_the_training_split(run_dir):
 
 def test_stale_or_corrupt_reference_is_rebuilt(small_csv, tmp_path):
     run = _train(small_csv, tmp_path / "run", steps=2)
-    payload = load_checkpoint(run)
+    payload = RunRecord.load(run)
     good = load_reference(run, payload)
     Reference(good.x_b, good.y, good.formulas, key="another run").save(run / REFERENCE)
     assert load_reference(run, payload).key == good.key  # rebuilt on key mismatch ...
@@ -429,7 +427,7 @@ def test_training_data_gone_is_a_clear_error(small_csv, tmp_path):
     csv.unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)
-        with pytest.raises(GenerateError, match="cannot reload the model's training data"):
+        with pytest.raises(RunError, match="cannot reload the data of run"):
             Generator.from_run(run).generate(-2.0, n=2, balance="none")
 
 
@@ -511,7 +509,6 @@ def test_cli_refuses_existing_output_without_force(run_dir, constraint, tmp_path
         (["--elements", "Na,Xx"], "unknown element symbol 'Xx'"),
         (["--require", "U"], "U not in the model's vocabulary"),
         (["--require", "O", "--exclude", "O", "--elements", "O"], "O both required and excluded"),
-        (["-n", "0"], "n must be an integer >= 1"),
         (["--target", "nan"], "not a finite number"),
         (["-o", "out.txt"], "unknown format '.txt'"),
     ],
@@ -524,7 +521,7 @@ def test_cli_bad_input_exits_2(run_dir, constraint, capsys, extra, message):
 def test_cli_missing_model_and_no_bundled_model(tmp_path, capsys, monkeypatch):
     assert main(["generate", "--model", str(tmp_path / "nope"), "--target", "-2"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
-    monkeypatch.setattr(generate_module, "bundled_model_dir", lambda: tmp_path / "none")
+    monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: tmp_path / "none")
     assert main(["generate", "--target", "-2"]) == 2
     assert "no bundled default model; pass --model RUN_DIR" in capsys.readouterr().err
 
@@ -552,7 +549,7 @@ def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert main(["generate", "--target", "-2.0", "-n", "16", "-o", str(out)]) == 0
     assert len(pd.read_csv(out)) == 16
-    vae = Generator.from_run(bundled_model_dir().parent / "cvae-bp").generate(-1.0, n=16)
+    vae = Generator.from_run(bundled_run_dir("cvae-bp")).generate(-1.0, n=16)
     assert len(vae) == 16 and vae["predicted_property"].isna().all()
 
 
@@ -561,5 +558,43 @@ def test_max_atoms_bounds_exact_balancing():
     small = gen.generate(-2.0, n=32, balance="exact", max_atoms=6, seed=0)
     atoms = [parse_formula(f).num_atoms for f in small.loc[small["charge_neutral"], "formula"]]
     assert atoms and max(atoms) <= 6
-    with pytest.raises(GenerateError, match="max_atoms"):
+    with pytest.raises(StoichgenError, match="max_atoms"):
         gen.generate(-2.0, n=4, max_atoms=1)
+
+
+# --- the locks -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag", "limit"),
+    [
+        (["-n", "10000000"], "-n", "100,000"),
+        (["-n", "0"], "-n", "100,000"),
+        (["--balance", "exact", "--max-atoms", "300"], "--max-atoms", "30"),
+        (["--seed", "1180591620717411303424"], "--seed", "9,223,372,036,854,775,807"),
+        (["--max-iterations", "0"], "--max-iterations", "100,000"),
+        (["--max-elements", "0"], "--max-elements", "118"),
+    ],
+)
+def test_cli_out_of_range_numbers_refused_before_work(run_dir, capsys, extra, flag, limit):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--model", str(run_dir), "--target", "-2", *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and limit in err and "Traceback" not in err
+
+
+def test_repeated_targets_are_all_kept(run_dir, capsys):
+    assert main(["generate", "--model", str(run_dir), "--target", "-2", "--target", "-1", "-n", "3",
+                 "--balance", "none"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("-2.000") == 3 and out.count("-1.000") == 3
+
+
+def test_threshold_that_empties_every_row_is_named(gen):
+    with pytest.warns(GenerateWarning, match="decoded to nothing at threshold 0.99") as caught:
+        df = gen.generate(-2.0, n=4, balance="none", threshold=0.99, max_rounds=1)
+    assert df.empty
+    assert not any(
+        "constraints (none)" in str(w.message) and "threshold" not in str(w.message) for w in caught
+    )

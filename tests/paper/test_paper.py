@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 
 from stoichgen.cli import main
-from stoichgen.paper import Plan, ReproduceError, pieces, reproduce, run_specs
-from stoichgen.train import PRESETS
+from stoichgen.errors import ReproduceError
+from stoichgen.options import PRESETS
+from stoichgen.paper import Plan, reproduce
+from stoichgen.paper.pieces import pieces
+from stoichgen.paper.plan import run_specs
 
 TINY = Plan(
     quick=True,
@@ -44,7 +47,11 @@ def test_report_tables_figures_and_csv_are_written(report_dir):
         "Figure 1B",
     ):
         assert f"## {heading}" in text
-    assert "0.37 ± 0.03" in text  # the paper's CondGAN(x^bp) MAE beside ours
+    # our CondGAN(x^bp) MAE in x^b space is the mean ± std of the two splits' stored pieces
+    pieces_dir = report_dir / "results" / "table2"
+    maes = [json.loads((pieces_dir / f"split-{s}" / "cgan-bp-b.json").read_text())["mae"] for s in (0, 1)]
+    row = next(line for line in text.splitlines() if line.startswith("| CondGAN(x^bp) | x^b |"))
+    assert f"| 0.39 ± 0.01 | {np.mean(maes):.2f} ± {np.std(maes):.2f} |" in row
     assert "pending" not in text
     for name in ("fig1a.png", "fig1b.png"):
         assert (report_dir / name).read_bytes()[:4] == b"\x89PNG"
@@ -107,7 +114,8 @@ def test_evaluate_cli_on_a_run(report_dir, capsys, tmp_path):
     assert len(table) == 4  # Table 2 in x^b and x^bp, beyond the paper, Table 4
     beyond = table.loc["beyond the paper (generate --balance none)"]
     assert beyond["samples"] == 8 and 0 <= beyond["novelty"] <= 1 and np.isfinite(beyond["judge_mae"])
-    assert main(["evaluate", str(run), "-n", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run), "-n", "0"])
     assert main(["evaluate", str(run), "--targets", ","]) == 2
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -118,3 +126,18 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     target.write_text("keep me")
     assert main(["reproduce", "--quick", "--out", str(target)]) == 2
     assert "is not a directory" in capsys.readouterr().err and target.read_text() == "keep me"
+
+
+def test_non_empty_out_it_did_not_create_is_refused(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["reproduce", "--quick", "--out", str(tmp_path)]) == 2
+    assert "holds no reproduction" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_report_template_facts_come_from_code():
+    from stoichgen.paper.report import report_template
+
+    template = report_template()
+    for typed in ("49,543", "5,506", "8.6 M", "(30, 60)"):
+        assert typed not in template

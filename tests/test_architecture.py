@@ -1,0 +1,83 @@
+"""The house rules of docs/ARCHITECTURE.md: layers only look down, generation never loads training."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stoichgen"
+
+# room -> layer; a module may import only from rooms of its own layer or below (and not sideways into
+# training from inference)
+LAYERS = {
+    "errors": 0,
+    "chem": 1,
+    "data": 1,
+    "models": 2,
+    "run": 2,
+    "nearest": 2,
+    "options": 3,
+    "train": 3,
+    "predict": 3,
+    "discover": 4,
+    "evaluate": 4,
+    "paper": 5,
+    "cli": 6,
+}
+TRAINING = {"stoichgen.train", "stoichgen.options", "stoichgen.models.fast"}
+
+
+def _room(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else "__init__"
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("stoichgen"):
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("stoichgen")]
+    return found
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name != "stoichgen":
+            yield name, path
+
+
+@pytest.mark.parametrize(("module", "path"), list(_modules()), ids=lambda v: str(v))
+def test_layers_only_look_down(module, path):
+    own = LAYERS[_room(module)]
+    for imported in _imports(path):
+        if imported == "stoichgen":
+            continue
+        assert LAYERS[_room(imported)] <= own, f"{module} (layer {own}) imports {imported}"
+        if _room(module) in ("predict", "discover", "evaluate", "run", "models"):
+            assert not any(imported.startswith(t) for t in TRAINING) or module.startswith(
+                "stoichgen.models.fast"
+            ), f"{module} is used for inference but imports {imported}"
+
+
+def test_generating_and_evaluating_never_load_training():
+    code = (
+        "import sys, stoichgen, stoichgen.discover.pipeline, stoichgen.evaluate.runs, stoichgen.predict;"
+        "stoichgen.Generator.default().generate(-2.0, n=2);"
+        "print(sorted(m for m in sys.modules if m.startswith('stoichgen.')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for module in TRAINING:
+        assert f"'{module}'" not in loaded and f"'{module}." not in loaded
+
+
+def test_no_module_is_a_room_of_many_jobs():
+    sizes = {path.name: len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert max(sizes.values()) <= 500, sizes
