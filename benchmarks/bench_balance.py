@@ -29,9 +29,10 @@ import argparse
 import time
 
 import numpy as np
-from stoichgen.charge import balance, oxidation_states, valence
-from stoichgen.composition import Vocabulary, threshold_fractions
 
+from stoichgen.chem.balance import balance
+from stoichgen.chem.composition import Vocabulary, threshold_fractions
+from stoichgen.chem.oxidation import oxidation_states, valence
 from stoichgen.data import load_mp_formation_energy
 
 N_SAMPLES = 2560

@@ -21,14 +21,11 @@ import time
 import warnings
 from pathlib import Path
 
-from stoichgen.generate import (
-    REFERENCE,
-    GenerateWarning,
-    Generator,
-    bundled_model_dir,
-    write_reference,
-    write_table,
-)
+from stoichgen.discover.output import write_table
+from stoichgen.discover.pipeline import DEFAULT_MODEL, Generator
+from stoichgen.discover.reference import REFERENCE, write_reference
+from stoichgen.errors import GenerateWarning
+from stoichgen.run import bundled_run_dir
 
 
 def main() -> None:
@@ -39,7 +36,7 @@ def main() -> None:
     parser.add_argument("--balance", default="mh", choices=["none", "mh", "exact"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    run_dir = Path(args.model) if args.model else bundled_model_dir()
+    run_dir = Path(args.model) if args.model else bundled_run_dir(DEFAULT_MODEL)
     if not (run_dir / "checkpoint.pt").is_file():
         parser.error(f"no checkpoint in {run_dir}; pass --model RUN_DIR")
     if not (run_dir / REFERENCE).is_file():

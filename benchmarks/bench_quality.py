@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stoichgen.sample import Sampler
 
-from stoichgen.data import load_mp_formation_energy
-from stoichgen.evaluate import target_metrics
+from stoichgen.data import load_mp_formation_energy, split_dataset
+from stoichgen.evaluate.metrics import target_metrics
 from stoichgen.nearest import NearestIndex
-from stoichgen.train import make_options, split_dataset, train
+from stoichgen.options import make_options
+from stoichgen.predict import Sampler
+from stoichgen.train import train
 
 
 def main() -> None:

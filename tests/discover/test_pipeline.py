@@ -598,3 +598,12 @@ def test_threshold_that_empties_every_row_is_named(gen):
     assert not any(
         "constraints (none)" in str(w.message) and "threshold" not in str(w.message) for w in caught
     )
+
+
+def test_readme_column_table_is_the_schema():
+    from pathlib import Path
+
+    from stoichgen.discover.schema import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table() in readme
