@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from stoichgen.chem.balance import balance
+from stoichgen.chem.balance import balance_valence
 from stoichgen.chem.composition import Vocabulary, threshold_fractions
 from stoichgen.chem.oxidation import oxidation_states, valence
 from stoichgen.data import load_mp_formation_energy
@@ -125,14 +125,14 @@ def main() -> None:
     vocab = ds.vocabulary
     x = generated_like(ds.x_b(), N_SAMPLES, np.random.default_rng(args.seed))
     subset = np.sort(np.random.default_rng(args.seed + 1).choice(N_SAMPLES, args.subset, replace=False))
-    raw = balance(x, vocab, "none")
+    raw = balance_valence(x, vocab, "none")
     print(
         f"inputs: {N_SAMPLES} generated-like compositions; neutral {raw.neutral_fraction:.3f}, "
         f"unbalanceable {raw.unbalanceable.mean():.3f}"
     )
 
     start = time.perf_counter()
-    ours = balance(x, vocab, "mh", rng=args.seed)
+    ours = balance_valence(x, vocab, "mh", rng=args.seed)
     ours_time = time.perf_counter() - start
     ours_rate = N_SAMPLES / ours_time
     print(
@@ -140,13 +140,13 @@ def main() -> None:
         f"neutral {ours.neutral_fraction:.3f}"
     )
     start = time.perf_counter()
-    continuous = balance(x, vocab, "mh", rng=args.seed, decimals=None)
+    continuous = balance_valence(x, vocab, "mh", rng=args.seed, decimals=None)
     print(
         f"vectorised MH (continuous): {time.perf_counter() - start:.2f} s; "
         f"neutral {continuous.neutral_fraction:.3f}"
     )
     start = time.perf_counter()
-    exact = balance(x, vocab, "exact")
+    exact = balance_valence(x, vocab, "exact")
     print(f"exact (<= 20 atoms): {time.perf_counter() - start:.2f} s; neutral {exact.neutral_fraction:.3f}")
 
     theirs, used, seconds = run_authors(x, vocab.symbols, subset, args.seed)
@@ -157,7 +157,7 @@ def main() -> None:
         f"(~{N_SAMPLES / theirs_rate:.0f} s for all {N_SAMPLES}); {(used == ITERATIONS).sum()} rows ran "
         f"all {ITERATIONS} iterations"
     )
-    ours_subset = balance(x[subset], vocab, "mh", rng=args.seed)
+    ours_subset = balance_valence(x[subset], vocab, "mh", rng=args.seed)
     print(
         f"neutral on that subset: port {neutral_fraction(theirs, vocab):.3f}, "
         f"vectorised {ours_subset.neutral_fraction:.3f}"

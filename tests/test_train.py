@@ -257,7 +257,7 @@ def test_run_dir_without_checkpoint_restarts_without_force(small_csv, tmp_path, 
     args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "2", "--no-compile"]
     assert main([*args, "--out", str(run), "--resume"]) == 2
     err = capsys.readouterr().err
-    assert "nothing to resume" in err and "without resuming" in err
+    assert "nothing to resume" in err and "without --resume" in err
     assert main([*args, "--out", str(run)]) == 0  # the advice works
     assert RunRecord.load(run).progress.step == 2
 

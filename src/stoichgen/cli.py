@@ -27,6 +27,14 @@ from stoichgen.options import MAX_STEPS
 from stoichgen.predict import MAX_SAMPLES
 
 EXIT_USER_ERROR = 2
+# The library names its arguments in messages; the command line shows its own flags instead.
+FLAG_NAMES = {
+    "without resume=True": "without --resume",
+    "resume=True": "--resume",
+    "force=True": "--force",
+    "model=RUN_DIR": "--model RUN_DIR",
+    "out=DIR": "--out DIR",
+}
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
@@ -196,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=_data_info)
 
     tr = commands.add_parser("train", help="train a CondGAN, CondVAE or DNN into a run directory")
-    tr.add_argument("--model", required=True, choices=["cgan", "cvae", "dnn"])
+    tr.add_argument("--model", required=True, choices=["cgan", "cvae", "dnn", "surrogate"])
     tr.add_argument("--repr", required=True, choices=["b", "bp"], help="x^b or x^bp = [x^b, x^p]")
     tr.add_argument("--out", required=True, metavar="RUN_DIR")
     _add_data_source(tr)
@@ -303,7 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return args.handler(args)
     except StoichgenError as err:
-        print(f"stoichgen: error: {err}", file=sys.stderr)
+        message = str(err)
+        for words, flag in FLAG_NAMES.items():
+            message = message.replace(words, flag)
+        print(f"stoichgen: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("stoichgen: interrupted (files already written are kept)", file=sys.stderr)

@@ -23,10 +23,20 @@ from torch import nn
 
 from stoichgen.data import PAPER_N_ROWS, PAPER_N_TEST
 from stoichgen.errors import SEED_MAX, InputError, TrainError, check_int, check_number
-from stoichgen.models import DNN, MODEL_KINDS, CondGAN, CondGANConfig, CondVAE, CondVAEConfig, DNNConfig
+from stoichgen.models import (
+    DNN,
+    MODEL_KINDS,
+    CondGAN,
+    CondGANConfig,
+    CondVAE,
+    CondVAEConfig,
+    DNNConfig,
+    SurrogateConfig,
+    SurrogateEnsemble,
+)
 from stoichgen.run import RunRecord
 
-ModelName = Literal["cgan", "cvae", "dnn"]
+ModelName = Literal["cgan", "cvae", "dnn", "surrogate"]
 PRESET_NAMES = ("default", "paper")
 MAX_STEPS = 10**12
 # The paper's budget: 50,000 epochs of the 44,040-row training split in whole batches of 256 (authors' code).
@@ -56,6 +66,7 @@ class TrainOptions:
     lr_decay_steps: int | None = None  # ... over this many steps (default: the step budget)
     generator_ema: float = 0.0  # CondGAN: decay of an exponential moving average of the generator's
     # weights (warmed up: GANStepper.ema_decay), which is what the run saves for sampling (0: off)
+    members: int = 5  # surrogate: ensemble members, each on its own bootstrap resample
     seed: int = 0
     split_seed: int = 0
     train_max_property: float | None = None  # extrapolation split: train on property <= this (Fig. 1B)
@@ -83,6 +94,9 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("cvae", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
     ("dnn", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
+    # beyond the paper (no paper preset of its own): K bootstrap members of a wider DNN
+    ("surrogate", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000, "hidden": (128, 64)},
+    ("surrogate", "paper"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000, "hidden": (128, 64)},
 }
 
 
@@ -128,6 +142,7 @@ def check_options(options: TrainOptions) -> None:
     check_int(options.split_seed, "split_seed", 0, SEED_MAX)
     check_int(options.batch_size, "batch_size", 1, 1 << 20)
     check_int(options.n_critic, "n_critic", 1, 1000)
+    check_int(options.members, "members", 2, 64)
     if options.train_max_property is not None:
         check_number(options.train_max_property, "train_max_property")
 
@@ -168,6 +183,10 @@ def build_model(options: TrainOptions, x_dim: int) -> nn.Module:
         if hidden:
             config = replace(config, decoder_hidden=hidden, encoder_hidden=tuple(reversed(hidden)))
         return CondVAE(config)
+    if options.model == "surrogate":
+        return SurrogateEnsemble(
+            SurrogateConfig(x_dim=x_dim, hidden=hidden or (128, 64), members=options.members)
+        )
     config = DNNConfig(x_dim=x_dim)
     if hidden:
         config = replace(config, hidden=tuple(reversed(hidden)))

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -25,14 +26,14 @@ from stoichgen.data import MinMaxNormaliser, descriptor_matrix
 from stoichgen.errors import RunError, check_int
 from stoichgen.run import RunRecord, bundled_run_dir
 
-__all__ = ["MAX_SAMPLES", "Predictor", "Sampler", "bundled_run_dir"]
+__all__ = ["MAX_SAMPLES", "Predictor", "Sampler", "Surrogate", "bundled_run_dir"]
 
 MAX_SAMPLES = 1_000_000  # vectors per ``Sampler.sample`` call (about 1.2 GB for x^bp)
 
 
 @dataclass(frozen=True, eq=False)
-class Predictor:
-    """A trained property predictor: a DNN, or a CondGAN's P(.) head, with its normalisers."""
+class _LoadedRun:
+    """A run's model with what turns its numbers into compositions and properties."""
 
     model: nn.Module
     normaliser: MinMaxNormaliser
@@ -42,17 +43,31 @@ class Predictor:
     record: RunRecord
 
     @classmethod
-    def from_run(cls, path: Path | str) -> Predictor:
+    def from_run(cls, path: Path | str) -> Self:
         return cls.from_record(RunRecord.load(path))
 
     @classmethod
-    def from_record(cls, record: RunRecord) -> Predictor:
-        if not record.kind.predicts:
-            raise RunError(f"run {record.source} holds a {record.kind.label}, which predicts no property")
+    def from_record(cls, record: RunRecord) -> Self:
+        reason = cls._refusal(record)
+        if reason:
+            raise RunError(f"run {record.source} holds a {record.kind.label}, {reason}")
         return cls(
             record.model(), record.normaliser, record.property_normaliser, record.vocabulary,
             record.representation, record,
         )  # fmt: skip
+
+    @staticmethod
+    def _refusal(record: RunRecord) -> str:
+        """Why this kind of run cannot serve (empty: it can)."""
+        return ""
+
+
+class Predictor(_LoadedRun):
+    """A trained property predictor: a DNN, or a CondGAN's P(.) head, with its normalisers."""
+
+    @staticmethod
+    def _refusal(record: RunRecord) -> str:
+        return "" if record.kind.predicts else "which predicts no property"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Property in data units for vectors in data units of the model's representation. Shape (N,)."""
@@ -60,41 +75,55 @@ class Predictor:
             p = self.model.predict(torch.tensor(self.normaliser.transform(x), dtype=torch.float32))  # (N, 1)
         return self.property_normaliser.inverse_transform(p.numpy())[:, 0]
 
-    def predict_fractions(self, x_b: np.ndarray) -> np.ndarray:
-        """Property of compositions given as x^b fractions (N, V); x^p is computed from them."""
+    def features(self, x_b: np.ndarray) -> np.ndarray:
+        """The model's input (x^b, or x^bp with x^p computed) for x^b fractions (N, V). Data units."""
         x_b = np.asarray(x_b, dtype=float)
         if self.representation == "bp":
-            return self.predict(np.hstack([x_b, x_b @ descriptor_matrix(self.vocabulary)]))
-        return self.predict(x_b)
+            return np.hstack([x_b, x_b @ descriptor_matrix(self.vocabulary)])
+        return x_b
+
+    def predict_fractions(self, x_b: np.ndarray) -> np.ndarray:
+        """Property of compositions given as x^b fractions (N, V); x^p is computed from them."""
+        return self.predict(self.features(x_b))
 
     def predict_formulas(self, formulas: Sequence[str]) -> np.ndarray:
         """Property of formulas (parsed by pymatgen; elements must be in the vocabulary). Shape (N,)."""
         return self.predict_fractions(formula_fractions(formulas, self.vocabulary))
 
 
-@dataclass(frozen=True, eq=False)
-class Sampler:
+class Surrogate(Predictor):
+    """A trained surrogate ensemble: the property's mean and spread (calibrated standard deviation).
+
+    >>> surrogate = Surrogate.from_run(bundled_run_dir("surrogate-bp"))      # doctest: +SKIP
+    >>> mean, spread = surrogate.predict_formulas_with_spread(["NaCl"])      # doctest: +SKIP
+    """
+
+    @staticmethod
+    def _refusal(record: RunRecord) -> str:
+        return "" if record.kind.spread else "which predicts no spread (train --model surrogate)"
+
+    def predict_with_spread(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread in data units for vectors in data units. Shapes (N,), (N,)."""
+        with torch.no_grad():
+            z = torch.tensor(self.normaliser.transform(x), dtype=torch.float32)  # (N, D)
+            mean, spread = self.model.predict_with_spread(z)  # (N, 1), (N, 1)
+        scale = self.property_normaliser.maximum[0] - self.property_normaliser.minimum[0]
+        return self.property_normaliser.inverse_transform(mean.numpy())[:, 0], spread.numpy()[:, 0] * scale
+
+    def predict_fractions_with_spread(self, x_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread for x^b fractions (N, V)."""
+        return self.predict_with_spread(self.features(x_b))
+
+    def predict_formulas_with_spread(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.predict_fractions_with_spread(formula_fractions(formulas, self.vocabulary))
+
+
+class Sampler(_LoadedRun):
     """A trained generative model with what is needed to turn its outputs into compositions."""
 
-    model: nn.Module
-    normaliser: MinMaxNormaliser
-    property_normaliser: MinMaxNormaliser
-    vocabulary: Vocabulary
-    representation: str
-    record: RunRecord
-
-    @classmethod
-    def from_run(cls, path: Path | str) -> Sampler:
-        return cls.from_record(RunRecord.load(path))
-
-    @classmethod
-    def from_record(cls, record: RunRecord) -> Sampler:
-        if not record.kind.samples:
-            raise RunError(f"run {record.source} holds a {record.kind.label}, not a generative model")
-        return cls(
-            record.model(), record.normaliser, record.property_normaliser, record.vocabulary,
-            record.representation, record,
-        )  # fmt: skip
+    @staticmethod
+    def _refusal(record: RunRecord) -> str:
+        return "" if record.kind.samples else "not a generative model"
 
     @property
     def property_range(self) -> tuple[float, float]:

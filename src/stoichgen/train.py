@@ -111,18 +111,19 @@ def _claim_run_dir(out: Path, resume: bool, force: bool) -> bool:
         if not has_checkpoint:
             raise TrainError(
                 f"nothing to resume in {str(out)!r}: it holds no checkpoint (training never saved one); "
-                "start the run again without resuming"
+                "start the run again without resume=True"
             )
         return True
     entries = {p.name for p in out.iterdir()} if out.is_dir() else set()
     if has_checkpoint and not force:
         raise TrainError(
-            f"run directory {str(out)!r} holds a run; resume it (--resume) or overwrite it (--force)"
+            f"run directory {str(out)!r} holds a run; resume it (resume=True) or overwrite it (force=True)"
         )
     if entries - set(RUN_FILES) and not force:
         raise TrainError(
             f"run directory {str(out)!r} is not empty and holds files that are not a stoichgen run's "
-            f"({', '.join(sorted(entries - set(RUN_FILES))[:5])}); choose another directory or pass --force"
+            f"({', '.join(sorted(entries - set(RUN_FILES))[:5])}); choose another directory or overwrite "
+            "it (force=True)"
         )
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
@@ -223,7 +224,7 @@ def train(
         atomic_write_text(
             out / "config.json", json.dumps(_describe(options, data, tensors, net), indent=2) + "\n"
         )
-    loop = _GANLoop if options.model == "cgan" else _SimpleLoop
+    loop = {"cgan": _GANLoop, "surrogate": _SurrogateLoop}.get(options.model, _SimpleLoop)
     return loop(net, options, tensors, data, out, dev, record, progress).run()
 
 
@@ -390,3 +391,39 @@ class _SimpleLoop(_Loop):
 
     def optimizer_state(self) -> dict:
         return self.optimizer.state_dict()
+
+
+class _SurrogateLoop(_SimpleLoop):
+    """The surrogate: each member trains on its own bootstrap resample of the training split, less a
+    calibration share no member sees, on which the spread is scaled at every checkpoint."""
+
+    CALIBRATION_SHARE = 0.05
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # drawn from their own generator, so a resumed run draws the same resamples
+        draws = torch.Generator().manual_seed(self.options.seed + 1)
+        order = torch.randperm(len(self.x), generator=draws)
+        n_calibration = max(1, int(len(order) * self.CALIBRATION_SHARE))
+        self.calibration, fit = order[:n_calibration], order[n_calibration:]
+        k = self.net.config.members
+        self.bootstrap = fit[torch.randint(0, len(fit), (k, len(fit)), generator=draws)].to(self.device)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        k, b = self.bootstrap.shape[0], self.options.batch_size
+        picks = torch.randint(0, self.bootstrap.shape[1], (k, b), generator=self.rng).to(self.device)
+        rows = self.bootstrap.gather(1, picks)  # (K, B): each member's batch from its own resample
+        loss, logs = self.net.loss(self.x[rows], self.y[rows])  # (K, B, D), (K, B, 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
+
+    def sync_to_model(self) -> None:
+        """Scale the spread so that 68.3 % of the calibration rows' errors lie within one spread."""
+        with torch.no_grad():
+            self.net.spread_scale.fill_(1.0)
+            rows = self.calibration.to(self.device)
+            mean, spread = self.net.predict_with_spread(self.x[rows])  # (C, 1), (C, 1)
+            ratio = (mean - self.y[rows]).abs() / spread.clamp_min(1e-12)  # (C, 1)
+            self.net.spread_scale.fill_(float(torch.quantile(ratio, 0.683)))

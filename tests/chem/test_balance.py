@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from stoichgen.chem.balance import _grid_feasible, balance, exact_balance, metropolis_hastings
+from stoichgen.chem.balance import _grid_feasible, balance_valence, exact_balance, metropolis_hastings
 from stoichgen.chem.composition import Vocabulary, composition_to_fractions, parse_formula
 from stoichgen.chem.oxidation import (
     assignment_set,
@@ -124,7 +124,7 @@ def test_neutrality_needs_room_above_the_threshold():
     assert can_neutralise(states[-2:], 0.03)
     # With threshold 0 only the signs matter: NaK is unbalanceable, NaCl and pure C (state 0) are not.
     x = np.vstack([rows("NaCl"), rows("NaK")])
-    assert balance(x, VOCAB, "none", threshold=0.0).unbalanceable.tolist() == [False, True]
+    assert balance_valence(x, VOCAB, "none", threshold=0.0).unbalanceable.tolist() == [False, True]
     assert can_neutralise((oxidation_states("C"),), 0.0)
 
 
@@ -140,7 +140,7 @@ def test_noble_gas_rows_are_flagged_not_crashing():
     x = np.vstack([rows("NaCl"), fractions(Na=0.5, Ar=0.5), fractions(Ar=1.0), np.zeros(len(VOCAB))])
     assert np.isnan(valence(x, VOCAB)[1:]).all()
     for method in ("none", "mh", "exact"):
-        result = balance(x, VOCAB, method)
+        result = balance_valence(x, VOCAB, method)
         assert result.unbalanceable.tolist() == [False, True, True, True]
         assert result.charge_neutral.tolist() == [True, False, False, False]
         np.testing.assert_array_equal(result.x, x)
@@ -352,7 +352,7 @@ def test_exact_flags_impossible_rows():
 
 def test_balance_none_measures_only_and_results_are_read_only():
     x = np.vstack([fractions(Na=0.6, Cl=0.39, K=0.01), rows("NaCl")[0]])
-    result = balance(x, VOCAB, "none")
+    result = balance_valence(x, VOCAB, "none")
     np.testing.assert_allclose(result.x[0], fractions(Na=0.6 / 0.99, Cl=0.39 / 0.99))  # thresholded
     assert result.valence.tolist() == result.valence_raw.tolist()
     assert result.iterations.tolist() == [0, 0] and result.neutral_fraction == 0.5
@@ -362,11 +362,11 @@ def test_balance_none_measures_only_and_results_are_read_only():
 
 def test_balance_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown balancing method 'magic'"):
-        balance(rows("NaCl"), VOCAB, "magic")
+        balance_valence(rows("NaCl"), VOCAB, "magic")
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
-        balance(np.ones((2, 3)), VOCAB, "none")
+        balance_valence(np.ones((2, 3)), VOCAB, "none")
     with pytest.raises(ValueError, match="unknown oxidation table 'weird'"):
-        balance(rows("NaCl"), VOCAB, "mh", oxidation="weird")
+        balance_valence(rows("NaCl"), VOCAB, "mh", oxidation="weird")
 
 
 def test_smact_validity():

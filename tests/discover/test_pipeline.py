@@ -369,7 +369,9 @@ def test_missing_corrupt_or_non_generative_model(small_csv, tmp_path):
 
 def test_no_bundled_model(monkeypatch, tmp_path):
     monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: tmp_path / "none")
-    with pytest.raises(GenerateError, match="no bundled default model; pass --model RUN_DIR"):
+    with pytest.raises(
+        GenerateError, match=r"no bundled default model; give a run directory \(model=RUN_DIR\)"
+    ):
         Generator.default()
 
 
@@ -441,7 +443,7 @@ def test_write_table_formats_and_refusals(gen, tmp_path):
     write_table(df, tmp_path / "a.json")
     records = json.loads((tmp_path / "a.json").read_text())
     assert [r["formula"] for r in records] == ["NaCl", "Fe2O3"] and set(records[0]) == set(COLUMNS)
-    with pytest.raises(GenerateError, match="exists; pass --force"):
+    with pytest.raises(GenerateError, match="exists; overwrite it with force=True"):
         write_table(df, tmp_path / "a.csv")
     write_table(df.iloc[:1], tmp_path / "a.csv", force=True)
     assert len(pd.read_csv(tmp_path / "a.csv")) == 1
@@ -497,7 +499,7 @@ def test_cli_refuses_existing_output_without_force(run_dir, constraint, tmp_path
     out = tmp_path / "out.csv"
     out.write_text("keep me\n")
     assert main(_cli(run_dir, constraint, "-o", str(out))) == 2
-    assert "exists; pass --force" in capsys.readouterr().err
+    assert "exists; overwrite it with --force" in capsys.readouterr().err
     assert out.read_text() == "keep me\n"
     assert main(_cli(run_dir, constraint, "-o", str(out), "--force")) == 0
     assert len(pd.read_csv(out)) == 12
@@ -523,7 +525,7 @@ def test_cli_missing_model_and_no_bundled_model(tmp_path, capsys, monkeypatch):
     assert "no checkpoint" in capsys.readouterr().err
     monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: tmp_path / "none")
     assert main(["generate", "--target", "-2"]) == 2
-    assert "no bundled default model; pass --model RUN_DIR" in capsys.readouterr().err
+    assert "no bundled default model; give a run directory (--model RUN_DIR)" in capsys.readouterr().err
 
 
 def test_cli_non_numeric_target_and_extrapolation(run_dir, constraint, capsys):

@@ -92,7 +92,7 @@ def test_runs_trained_under_another_default_are_refused(report_dir, monkeypatch)
     changed = {**PRESETS[("cgan", "default")], "generator_ema": 0.5}
     monkeypatch.setitem(PRESETS, ("cgan", "default"), changed)
     before = {p: p.stat().st_mtime_ns for p in report_dir.rglob("*") if p.is_file()}
-    with pytest.raises(ReproduceError, match="generator_ema.*another --out"):
+    with pytest.raises(ReproduceError, match=r"generator_ema.*another report directory \(out=DIR\)"):
         reproduce(TINY, report_dir, log=lambda text: None)
     assert {p: p.stat().st_mtime_ns for p in report_dir.rglob("*") if p.is_file()} == before
 

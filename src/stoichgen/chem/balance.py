@@ -1,14 +1,14 @@
 """Charge balancing: the paper's Metropolis-Hastings modification (Sec. 4) and exact small-integer
 balancing (beyond the paper).
 
-``balance`` makes rows neutral by the paper's Metropolis-Hastings modification (``"mh"``) or by moving
+``balance_valence`` makes rows neutral by the paper's Metropolis-Hastings modification (``"mh"``) or by moving
 each row to the nearest exactly neutral small-integer formula over the same elements (``"exact"``).
 Both keep every element of a thresholded row at or above the threshold, so decoding the result with
 the same threshold keeps all its elements.
 
 >>> vocab = Vocabulary(("O", "Na", "Cl", "Fe"))
 >>> x = np.array([[0.0, 0.5, 0.5, 0.0], [0.6, 0.0, 0.0, 0.4], [0.0, 1 / 3, 2 / 3, 0.0]])
->>> balance(x, vocab, "exact").x[2].round(2).tolist()  # NaCl2 -> NaCl
+>>> balance_valence(x, vocab, "exact").x[2].round(2).tolist()  # NaCl2 -> NaCl
 [0.0, 0.5, 0.5, 0.0]
 """
 
@@ -60,7 +60,7 @@ MAX_BALANCE_ELEMENTS = 8
 
 @dataclass(frozen=True)
 class BalanceResult:
-    """Outcome of ``balance`` for an (N, V) batch; all arrays read-only.
+    """Outcome of ``balance_valence`` for an (N, V) batch; all arrays read-only.
 
     ``x`` holds the thresholded input rows, modified where balanced. ``valence_raw`` / ``valence`` are
     min_v |v^T x| before / after (NaN when a row is empty or has an element without states).
@@ -428,7 +428,7 @@ def exact_balance(
 # Entry point and SMACT
 
 
-def balance(
+def balance_valence(
     x: np.ndarray,
     vocab: Vocabulary,
     method: Method = "mh",
@@ -450,7 +450,7 @@ def balance(
     ``exact_balance``. Parameters a method does not use are ignored.
 
     >>> vocab = Vocabulary(("Na", "Cl"))
-    >>> balance(np.array([[0.6, 0.4]]), vocab, "none").valence_raw.round(2).tolist()
+    >>> balance_valence(np.array([[0.6, 0.4]]), vocab, "none").valence_raw.round(2).tolist()
     [0.2]
     """
     if method == "mh":

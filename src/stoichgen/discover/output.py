@@ -31,7 +31,7 @@ def check_output(path: Path | str, force: bool = False) -> Path:
     if path.is_dir():
         raise GenerateError(f"output {str(path)!r} is a directory")
     if path.exists() and not force:
-        raise GenerateError(f"output {str(path)!r} exists; pass --force (force=True) to overwrite it")
+        raise GenerateError(f"output {str(path)!r} exists; overwrite it with force=True")
     if not path.parent.is_dir():
         raise GenerateError(f"output {str(path)!r}: directory {str(path.parent)!r} does not exist")
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:

@@ -34,8 +34,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_BALANCE_ELEMENTS, MAX_EXACT_ATOMS
-from stoichgen.chem.balance import balance as balance_rows
+from stoichgen.chem.balance import (
+    BALANCE_METHODS,
+    DEFAULT_MAX_ATOMS,
+    MAX_BALANCE_ELEMENTS,
+    MAX_EXACT_ATOMS,
+    balance_valence,
+)
 from stoichgen.chem.composition import (
     DEFAULT_THRESHOLD,
     Vocabulary,
@@ -124,7 +129,7 @@ class Generator:
         """The bundled default model (CondGAN on x^bp, trained on the Materials Project set)."""
         run_dir = bundled_run_dir(DEFAULT_MODEL)
         if not (run_dir / CHECKPOINT).is_file():
-            raise GenerateError("no bundled default model; pass --model RUN_DIR")
+            raise GenerateError("no bundled default model; give a run directory (model=RUN_DIR)")
         return cls.from_run(run_dir)
 
     @property
@@ -334,7 +339,7 @@ class Generator:
         }
         for rows, method in ((balanceable, options["method"]), (measurable & ~balanceable, "none")):
             if rows.any():
-                result = balance_rows(
+                result = balance_valence(
                     x_b[rows],
                     self.vocabulary,
                     method,

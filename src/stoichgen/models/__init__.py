@@ -16,6 +16,7 @@ from torch import nn
 from stoichgen.models.cgan import CondGAN, CondGANConfig
 from stoichgen.models.cvae import CondVAE, CondVAEConfig
 from stoichgen.models.dnn import DNN, DNNConfig
+from stoichgen.models.surrogate import SurrogateConfig, SurrogateEnsemble
 
 __all__ = [
     "DNN",
@@ -25,6 +26,8 @@ __all__ = [
     "CondVAE",
     "CondVAEConfig",
     "DNNConfig",
+    "SurrogateConfig",
+    "SurrogateEnsemble",
     "ModelKind",
     "kind_of",
     "kind_of_class",
@@ -42,6 +45,7 @@ class ModelKind:
     config: type
     samples: bool
     predicts: bool
+    spread: bool = False  # predicts a spread (uncertainty) beside the property
 
 
 MODEL_KINDS: dict[str, ModelKind] = {
@@ -50,6 +54,15 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ModelKind("cgan", "CondGAN", CondGAN, CondGANConfig, samples=True, predicts=True),
         ModelKind("cvae", "CondVAE", CondVAE, CondVAEConfig, samples=True, predicts=False),
         ModelKind("dnn", "DNN", DNN, DNNConfig, samples=False, predicts=True),
+        ModelKind(
+            "surrogate",
+            "Surrogate",
+            SurrogateEnsemble,
+            SurrogateConfig,
+            samples=False,
+            predicts=True,
+            spread=True,
+        ),
     )
 }
 

@@ -127,7 +127,7 @@ def ensure_run(spec: RunSpec, plan: Plan, runs_dir: Path, log: Callable[[str], N
         if mismatch:
             raise ReproduceError(
                 f"run {str(out)!r} was trained with other settings (stored, now): {mismatch}; "
-                "use another --out directory"
+                "use another report directory (out=DIR)"
             )
         if record.progress.step >= steps:
             return out
@@ -166,7 +166,8 @@ def check_plan(plan: Plan, out: Path) -> None:
         if stored != json.loads(text):
             kind = "quick" if stored.get("quick") else "full"
             raise ReproduceError(
-                f"{str(out)!r} holds a {kind} reproduction with another plan; use another --out directory"
+                f"{str(out)!r} holds a {kind} reproduction with another plan; use another report directory "
+                "(out=DIR)"
             )
         return
     if out.is_dir() and any(out.iterdir()):
