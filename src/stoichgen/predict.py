@@ -29,6 +29,7 @@ from stoichgen.run import RunRecord, bundled_run_dir
 __all__ = ["MAX_SAMPLES", "Predictor", "Sampler", "Surrogate", "bundled_run_dir"]
 
 MAX_SAMPLES = 1_000_000  # vectors per ``Sampler.sample`` call (about 1.2 GB for x^bp)
+_CHUNK = 65_536  # rows scored at once by a surrogate (bounded memory for any number of formulas)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,8 +112,24 @@ class Surrogate(Predictor):
         return self.property_normaliser.inverse_transform(mean.numpy())[:, 0], spread.numpy()[:, 0] * scale
 
     def predict_fractions_with_spread(self, x_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and spread for x^b fractions (N, V)."""
-        return self.predict_with_spread(self.features(x_b))
+        """Mean and spread for x^b fractions (N, V), in float32 chunks (the search scores millions)."""
+        x_b = np.asarray(x_b, dtype=np.float32)
+        low = np.asarray(self.normaliser.minimum, dtype=np.float32)
+        inverse_span = (1.0 / self.normaliser._scale).astype(np.float32)
+        descriptors = descriptor_matrix(self.vocabulary).astype(np.float32)
+        means, spreads = [], []
+        for start in range(0, len(x_b), _CHUNK):
+            part = x_b[start : start + _CHUNK]  # (C, V)
+            if self.representation == "bp":
+                part = np.hstack([part, part @ descriptors])  # (C, V + 58)
+            z = torch.from_numpy((part - low) * inverse_span)  # (C, D), normalised
+            with torch.no_grad():
+                mean, spread = self.model.predict_with_spread(z)  # (C, 1), (C, 1)
+            means.append(mean.numpy()[:, 0])
+            spreads.append(spread.numpy()[:, 0])
+        scale = self.property_normaliser.maximum[0] - self.property_normaliser.minimum[0]
+        mean = np.concatenate(means).astype(float) * scale + self.property_normaliser.minimum[0]
+        return mean, np.concatenate(spreads).astype(float) * scale
 
     def predict_formulas_with_spread(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         return self.predict_fractions_with_spread(formula_fractions(formulas, self.vocabulary))

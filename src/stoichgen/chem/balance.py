@@ -305,7 +305,7 @@ def metropolis_hastings(
 
 
 @functools.cache
-def _count_vectors(k: int, max_count: int, max_atoms: int) -> np.ndarray:
+def count_vectors(k: int, max_count: int, max_atoms: int) -> np.ndarray:
     """Integer vectors c with 1 <= c_i <= max_count and sum c <= max_atoms. Shape (n, k), read-only."""
     vectors = np.zeros((1, 0), dtype=np.int64)
     for slot in range(k):
@@ -323,7 +323,7 @@ def _count_vectors(k: int, max_count: int, max_atoms: int) -> np.ndarray:
 def _charged_half(states: States, max_count: int, max_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (count vector, charge) pairs of a half set: indices into its count vectors and charges,
     sorted by charge."""
-    counts = _count_vectors(len(states), max_count, max_atoms)
+    counts = count_vectors(len(states), max_count, max_atoms)
     charge = counts @ assignments(states).astype(np.int64).T  # (n, C), exact integers
     # One int64 key per pair (charge major), so np.unique works on a flat array.
     keys = np.unique((charge - charge.min(initial=0)) * len(counts) + np.arange(len(counts))[:, None])
@@ -348,7 +348,7 @@ def _neutral_fractions(states: States, max_count: int, max_atoms: int, floor: fl
     for slots, others in ((left_slots, right_slots), (right_slots, left_slots)):
         half_states = tuple(states[s] for s in slots)
         rows, charge = _charged_half(half_states, max_count, max_atoms - len(others))
-        halves.append((_count_vectors(len(slots), max_count, max_atoms - len(others)), rows, charge))
+        halves.append((count_vectors(len(slots), max_count, max_atoms - len(others)), rows, charge))
     (left_counts, left_rows, left_charge), (right_counts, right_rows, right_charge) = halves
     left_atoms, right_atoms = left_counts.sum(axis=1)[left_rows], right_counts.sum(axis=1)[right_rows]
     # Right pairs sorted by (charge, atoms): the partners of a left pair (opposite charge, atoms within

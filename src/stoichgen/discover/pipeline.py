@@ -52,7 +52,9 @@ from stoichgen.chem.oxidation import MAX_ASSIGNMENTS, OXIDATION_TABLES, affordab
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
+from stoichgen.discover.guided import generate_guided
 from stoichgen.discover.reference import Reference, load_reference
+from stoichgen.discover.search import Chemistry
 from stoichgen.errors import (
     SEED_MAX,
     ExtrapolationWarning,
@@ -63,10 +65,12 @@ from stoichgen.errors import (
     check_targets,
 )
 from stoichgen.nearest import NearestIndex
-from stoichgen.predict import Sampler
+from stoichgen.predict import Sampler, Surrogate
 from stoichgen.run import CHECKPOINT, bundled_run_dir
 
 DEFAULT_MODEL = "cgan-bp"  # resources/models/<name>/: the bundled default run
+DEFAULT_SURROGATE = "surrogate-bp"  # the bundled surrogate ensemble of the guided method
+METHODS = ("guided", "paper")
 DEFAULT_MAX_ROUNDS = 10
 # MH iterations per chain for interactive generation (the paper's reproduction uses the authors' 10,000)
 GENERATE_MAX_ITERATIONS = 3_000
@@ -110,27 +114,57 @@ class Generator:
     """
 
     def __init__(
-        self, sampler: Sampler, run_dir: Path | str | None = None, reference: Reference | None = None
+        self,
+        sampler: Sampler,
+        run_dir: Path | str | None = None,
+        reference: Reference | None = None,
+        surrogate: Surrogate | None = None,
     ):
         self.sampler = sampler
         self.run_dir = None if run_dir is None else Path(run_dir)
         self._reference = reference
         self._nearest: NearestIndex | None = None
+        self._chemistry: Chemistry | None = None
+        if surrogate is not None and surrogate.vocabulary != sampler.vocabulary:
+            raise GenerateError(
+                f"the surrogate {surrogate.record.source} knows {len(surrogate.vocabulary)} elements, the "
+                f"generator {len(sampler.vocabulary)}: train both on the same data"
+            )
+        self.surrogate = surrogate
 
     @classmethod
-    def from_run(cls, path: Path | str) -> Generator:
-        """Load a run directory (or its ``checkpoint.pt``); ``RunError`` if missing or not a valid run."""
+    def from_run(cls, path: Path | str, surrogate: Path | str | None = None) -> Generator:
+        """Load a generator run directory (or its ``checkpoint.pt``) and, for the guided method, a surrogate
+        run (default: the bundled one, when the generator was trained on the same data); ``RunError`` if
+        missing or not a valid run."""
         path = Path(path)
         sampler = Sampler.from_run(path)
-        return cls(sampler, path if path.is_dir() else path.parent)
+        if surrogate is not None:
+            ensemble = Surrogate.from_run(surrogate)
+        else:
+            bundled = bundled_run_dir(DEFAULT_SURROGATE)
+            ensemble = Surrogate.from_run(bundled) if (bundled / CHECKPOINT).is_file() else None
+            if ensemble is not None and (
+                ensemble.vocabulary != sampler.vocabulary or ensemble.record.data != sampler.record.data
+            ):
+                ensemble = None
+        return cls(sampler, path if path.is_dir() else path.parent, surrogate=ensemble)
 
     @classmethod
     def default(cls) -> Generator:
-        """The bundled default model (CondGAN on x^bp, trained on the Materials Project set)."""
+        """The bundled models: CondGAN on x^bp and the surrogate ensemble, trained on the MP set (split 0)."""
         run_dir = bundled_run_dir(DEFAULT_MODEL)
         if not (run_dir / CHECKPOINT).is_file():
             raise GenerateError("no bundled default model; give a run directory (model=RUN_DIR)")
         return cls.from_run(run_dir)
+
+    @property
+    def chemistry(self) -> Chemistry:
+        """What the guided search learns from the training split (cached)."""
+        if self._chemistry is None:
+            ref = self.reference
+            self._chemistry = Chemistry.from_fractions(self.vocabulary.symbols, ref.x_b.toarray(), ref.y)
+        return self._chemistry
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -157,6 +191,8 @@ class Generator:
         target: float | Sequence[float],
         n: int = 256,
         *,
+        method: str = "guided",
+        include_known: bool = False,
         balance: str = "mh",
         elements: str | Iterable[str] | None = None,
         require: str | Iterable[str] | None = None,
@@ -171,7 +207,14 @@ class Generator:
         max_iterations: int = GENERATE_MAX_ITERATIONS,
         max_atoms: int = DEFAULT_MAX_ATOMS,
     ) -> pd.DataFrame:
-        """``n`` compositions per target, one row each (columns: module docstring), in draw order.
+        """``n`` compositions per target, one row each.
+
+        ``method="guided"`` (the default): the guided search (``discover.guided``), rows ranked by score
+        (columns ``schema.GUIDED_COLUMNS``): valid, unique, small formulas; ``include_known`` lets
+        training-split formulas through. The options below from ``balance`` to ``max_iterations`` belong
+        to the paper's pipeline and are refused here unless left at their defaults.
+
+        ``method="paper"``: the paper's pipeline, in draw order (columns ``schema.PAPER_COLUMNS``):
 
         ``balance``: ``"none"``, ``"mh"`` (paper Sec. 4) or ``"exact"`` (``charge.balance``).
         ``elements`` (only these may appear), ``require``, ``exclude``: symbols, as ``"Li,O"`` or a list.
@@ -195,6 +238,33 @@ class Generator:
         max_rounds = check_int(max_rounds, "max_rounds", 0, 1000)
         max_iterations = check_int(max_iterations, "max_iterations", 1, MAX_ITERATIONS)
         max_atoms = check_int(max_atoms, "max_atoms", 2, MAX_EXACT_ATOMS)
+        if method not in METHODS:
+            raise GenerateError(f"unknown method {method!r}; choose {' or '.join(METHODS)}")
+        if method == "guided":
+            paper_only = {
+                "balance": balance != "mh", "oxidation": oxidation != "common",
+                "threshold": threshold != DEFAULT_THRESHOLD, "neutral_only": neutral_only,
+                "max_rounds": max_rounds != DEFAULT_MAX_ROUNDS, "unique": unique,
+                "max_iterations": max_iterations != GENERATE_MAX_ITERATIONS,
+            }  # fmt: skip
+            given = [name for name, changed in paper_only.items() if changed]
+            if given:
+                raise GenerateError(f"{', '.join(given)} apply to method 'paper' only (the guided search "
+                                    "returns unique, valid formulas without balancing)")  # fmt: skip
+            if self.surrogate is None:
+                raise GenerateError(
+                    "the guided method needs a surrogate trained on the generator's data (surrogate=RUN_DIR, "
+                    "from train --model surrogate); or use method 'paper'"
+                )
+            constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)
+            self._warn_extrapolation(targets)
+            frame = generate_guided(
+                self.surrogate, self.chemistry, self.sampler, self.reference, self.nearest, targets, n,
+                constraints, seed, max_atoms, include_known,
+            )  # fmt: skip
+            frame.attrs.update({"method": method, "targets": targets.tolist(), "n": n, "seed": seed,
+                                "constraints": constraints.description, "max_atoms": max_atoms})  # fmt: skip
+            return frame
         if balance not in BALANCE_METHODS:
             raise GenerateError(f"unknown balancing method {balance!r}; choose none, mh or exact")
         if oxidation not in OXIDATION_TABLES:
@@ -203,15 +273,7 @@ class Generator:
             raise GenerateError(f"threshold must be a number in (0, 1), got {threshold!r}")
         constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)
         lo, hi = self.property_range
-        for t in targets:
-            if not lo <= t <= hi:
-                warnings.warn(
-                    f"target {t:g} is outside the model's training range of "
-                    f"{self.sampler.record.property_name} [{lo:.4g}, {hi:.4g}]: "
-                    "this is extrapolation, expect compositions off target",
-                    ExtrapolationWarning,
-                    stacklevel=2,
-                )
+        self._warn_extrapolation(targets)
         options = {
             "method": balance,
             "oxidation": oxidation,
@@ -268,6 +330,18 @@ class Generator:
             }
         )
         return frame
+
+    def _warn_extrapolation(self, targets: np.ndarray) -> None:
+        lo, hi = self.property_range
+        for t in targets:
+            if not lo <= t <= hi:
+                warnings.warn(
+                    f"target {t:g} is outside the model's training range of "
+                    f"{self.sampler.record.property_name} [{lo:.4g}, {hi:.4g}]: "
+                    "this is extrapolation, expect compositions off target",
+                    ExtrapolationWarning,
+                    stacklevel=3,
+                )
 
     # -- drawing with constraints ----------------------------------------------------------------------
 

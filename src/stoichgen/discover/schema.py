@@ -1,11 +1,12 @@
 """The columns of ``Generator.generate``'s output, written once: name, dtype and meaning.
 
-The Generator builds its frame from ``COLUMNS`` (order and dtypes), an empty result has the same
-columns, and the README's table is ``markdown_table()`` (a test keeps them equal).
+``GUIDED_COLUMNS`` for the guided search (the default method), ``PAPER_COLUMNS`` for the paper's
+pipeline. The Generator builds its frames from them (order and dtypes), an empty result has the same
+columns, and the README's tables are ``markdown_table(...)`` (a test keeps them equal).
 
->>> [c.name for c in COLUMNS][:5]
+>>> [c.name for c in PAPER_COLUMNS][:5]
 ['target', 'draw', 'raw_composition', 'composition', 'formula']
->>> empty_frame().dtypes["charge_neutral"]
+>>> empty_frame(GUIDED_COLUMNS).dtypes["charge_neutral"]
 dtype('bool')
 """
 
@@ -24,7 +25,33 @@ class Column:
     meaning: str
 
 
-COLUMNS: tuple[Column, ...] = (
+GUIDED_COLUMNS: tuple[Column, ...] = (
+    Column("target", float, "the requested property value"),
+    Column("rank", np.int64, "1 = best score at this target"),
+    Column("formula", object, "reduced integer formula"),
+    Column("composition", object, "atomic fractions, paper style (`Li0.29O0.57Mn0.14`)"),
+    Column("n_elements", np.int64, "number of elements"),
+    Column("n_atoms", np.int64, "atoms per reduced formula unit"),
+    Column("predicted_property", float, "the surrogate ensemble's mean"),
+    Column("uncertainty", float, "the surrogate's spread (members' standard deviation, calibrated so "
+           "that about 68 % of held-out errors lie within it)"),
+    Column("score", float, "what the rows are ranked by, lower is better: abs(predicted_property − target) "
+           "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms + 0.02 × "
+           "n_elements"),
+    Column("source", object, "where the element set came from: `generator` (the CondGAN's samples at "
+           "the target), `substitution` (a known compound near the target with one element replaced), "
+           "`random`, or `move` (a neighbour of a good set found by the search)"),
+    Column("charge_neutral", bool, "exactly neutral for one oxidation state per element (SMACT's states, "
+           "cations less electronegative than anions)"),
+    Column("intermetallic", bool, "metals only (SMACT accepts these as alloys; no oxidation states)"),
+    Column("smact_valid", bool, "SMACT's `smact_validity` on `formula` (True for every guided row)"),
+    Column("nearest_formula", object, "the nearest composition of the training split (Euclidean, x^b in "
+           "the generator's normalised units)"),
+    Column("nearest_property", float, "its property"),
+    Column("nearest_distance", float, "its distance"),
+    Column("novel", bool, "`formula` is not in the training split (all rows unless `include_known`)"),
+)  # fmt: skip
+PAPER_COLUMNS: tuple[Column, ...] = (
     Column("target", float, "the requested property value"),
     Column("draw", np.int64, "index of the draw (per target) the row came from"),
     Column("raw_composition", object, "the thresholded, renormalised generated fractions before balancing "
@@ -51,24 +78,25 @@ COLUMNS: tuple[Column, ...] = (
     Column("nearest_distance", float, "its distance"),
     Column("novel", bool, "`formula` is not a reduced formula of the training split"),
 )  # fmt: skip
-NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_COLUMNS)
 
 
-def empty_frame() -> pd.DataFrame:
+def empty_frame(columns: tuple[Column, ...] = PAPER_COLUMNS) -> pd.DataFrame:
     """A frame with every column and no rows."""
-    return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in COLUMNS})
+    return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in columns})
 
 
-def frame(values: dict[str, object]) -> pd.DataFrame:
+def frame(values: dict[str, object], columns: tuple[Column, ...] = PAPER_COLUMNS) -> pd.DataFrame:
     """A frame of ``values`` (one entry per column, in any order) with the schema's order and dtypes."""
-    missing = [name for name in NAMES if name not in values]
-    extra = sorted(set(values) - set(NAMES))
+    names = [c.name for c in columns]
+    missing = [name for name in names if name not in values]
+    extra = sorted(set(values) - set(names))
     if missing or extra:
         raise RuntimeError(f"internal error: output columns missing {missing}, unexpected {extra}")
-    return pd.DataFrame({c.name: np.asarray(values[c.name], dtype=c.dtype) for c in COLUMNS})
+    return pd.DataFrame({c.name: np.asarray(values[c.name], dtype=c.dtype) for c in columns})
 
 
-def markdown_table() -> str:
+def markdown_table(columns: tuple[Column, ...] = PAPER_COLUMNS) -> str:
     """The README's table of output columns."""
-    rows = [f"| `{c.name}` | {np.dtype(c.dtype).name} | {c.meaning} |" for c in COLUMNS]
+    rows = [f"| `{c.name}` | {np.dtype(c.dtype).name} | {c.meaning} |" for c in columns]
     return "\n".join(["| column | type | meaning |", "|---|---|---|", *rows])

@@ -1,0 +1,119 @@
+"""The guided method of ``Generator.generate`` (the default): seeds from the generator, substitution and
+random element sets, a search over valid small formulas (``discover.search``), ranked by the surrogate.
+
+>>> import stoichgen
+>>> df = stoichgen.Generator.default().generate(-2.0, n=4, seed=0)
+>>> df.columns[:4].tolist(), len(df), bool(df["smact_valid"].all())
+(['target', 'rank', 'formula', 'composition'], 4, True)
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from stoichgen.chem.composition import DEFAULT_THRESHOLD, paper_string, threshold_fractions
+from stoichgen.chem.screening import SMACT_METALS
+from stoichgen.discover import schema
+from stoichgen.discover.constraints import Constraints
+from stoichgen.discover.reference import Reference
+from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Chemistry, Search, fraction_keys
+from stoichgen.errors import GenerateWarning
+from stoichgen.nearest import NearestIndex
+from stoichgen.predict import Sampler, Surrogate
+
+GENERATOR_SEEDS = 256  # samples drawn from the generator per target for its element sets
+RANDOM_SEEDS = 100  # random element sets per target
+
+
+def seed_sets(
+    search: Search, sampler: Sampler | None, target: float, seed: int, rng: np.random.Generator
+) -> dict[tuple[str, ...], str]:
+    """Element sets to start from, each labelled with where it came from (first source wins)."""
+    seeds: dict[tuple[str, ...], str] = {}
+    if sampler is not None:
+        n_b = len(sampler.vocabulary)
+        x = sampler.sample(target, GENERATOR_SEEDS, seed)[:, :n_b]
+        present = threshold_fractions(x, DEFAULT_THRESHOLD) > 0  # (S, V)
+        for row in np.unique(present, axis=0):
+            picked = search.admissible([sampler.vocabulary.symbols[i] for i in np.flatnonzero(row)])
+            if picked is not None:
+                seeds.setdefault(picked, "generator")
+    for picked in search.substitution_sets(target):
+        seeds.setdefault(picked, "substitution")
+    for picked in search.random_sets(rng, RANDOM_SEEDS):
+        seeds.setdefault(picked, "random")
+    return seeds
+
+
+def generate_guided(
+    surrogate: Surrogate,
+    chemistry: Chemistry,
+    sampler: Sampler | None,
+    reference: Reference,
+    nearest: NearestIndex,
+    targets: np.ndarray,
+    n: int,
+    constraints: Constraints,
+    seed: int,
+    max_atoms: int,
+    include_known: bool,
+) -> pd.DataFrame:
+    """``n`` ranked candidates per target (columns ``schema.GUIDED_COLUMNS``)."""
+    vocabulary = surrogate.vocabulary
+    allowed = frozenset(vocabulary.symbols[i] for i in np.flatnonzero(constraints.allowed))
+    required = tuple(vocabulary.symbols[i] for i in constraints.required)
+    max_elements = constraints.max_elements or DEFAULT_MAX_ELEMENTS
+    search = Search(
+        surrogate.predict_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
+        include_known,
+    )  # fmt: skip
+    found: list[tuple[float, int, Candidate]] = []
+    progress = tqdm(targets, desc="guided search", unit="target", delay=2, disable=not sys.stderr.isatty())
+    for t_index, target in enumerate(progress):
+        rng = np.random.default_rng([seed, t_index])
+        candidates = search.run(float(target), n, seed_sets(search, sampler, float(target), seed, rng))
+        if len(candidates) < n:
+            warnings.warn(
+                f"target {target:g}: the search space ({constraints.description}, at most {max_atoms} atoms, "
+                f"{max_elements} elements) held only {len(candidates)} of {n} candidates",
+                GenerateWarning,
+                stacklevel=3,
+            )
+        found += [(float(target), rank, c) for rank, c in enumerate(candidates, start=1)]
+    if not found:
+        return schema.empty_frame(schema.GUIDED_COLUMNS)
+    x = np.zeros((len(found), len(vocabulary)))  # (M, V) fractions
+    for row, (_, _, c) in enumerate(found):
+        x[row, [vocabulary.index(s) for s in c.elements]] = np.asarray(c.counts) / sum(c.counts)
+    distance, index = nearest.query(x)
+    intermetallic = np.array([set(c.elements) <= SMACT_METALS for _, _, c in found])
+    cands = [c for _, _, c in found]
+    return schema.frame(
+        {
+            "target": [t for t, _, _ in found],
+            "rank": [r for _, r, _ in found],
+            "formula": [c.formula for c in cands],
+            "composition": [
+                paper_string({s: x[r, vocabulary.index(s)] for s in c.elements}) for r, c in enumerate(cands)
+            ],  # fmt: skip
+            "n_elements": [len(c.elements) for c in cands],
+            "n_atoms": [sum(c.counts) for c in cands],
+            "predicted_property": [c.mean for c in cands],
+            "uncertainty": [c.spread for c in cands],
+            "score": [c.score for c in cands],
+            "source": [c.source for c in cands],
+            "charge_neutral": ~intermetallic,
+            "intermetallic": intermetallic,
+            "smact_valid": np.ones(len(found), dtype=bool),  # the search returns only what SMACT accepts
+            "nearest_formula": [reference.formulas[i] for i in index],
+            "nearest_property": reference.y[index],
+            "nearest_distance": distance,
+            "novel": [key not in chemistry.known for key in fraction_keys(x)],
+        },
+        schema.GUIDED_COLUMNS,
+    )

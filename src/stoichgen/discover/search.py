@@ -1,0 +1,387 @@
+"""Guided search: small integer formulas, valid by construction, ranked by a surrogate's mean and spread.
+
+The search space is every reduced formula over at most ``max_elements`` elements with at most
+``max_atoms`` atoms per formula unit that SMACT accepts: exactly neutral for one oxidation state per
+element from SMACT's ICSD-derived table with cations less electronegative than anions, or made of metals
+only (an intermetallic, which SMACT accepts as an alloy). Formulas are enumerated per element set
+(``valid_counts``), never filtered out of random vectors, and checked once more with SMACT's own
+``smact_validity`` before they are returned.
+
+The search walks over element sets. It starts from three kinds of seed (``source``):
+- ``generator``: the element sets of a generative model's samples at the target;
+- ``substitution``: training compounds whose property is near the target, one element replaced by a
+  likely substitute (pymatgen's offline ion-substitution probabilities);
+- ``random``: 2-4 elements drawn with the training split's element frequencies;
+and then, for a few rounds, moves from the best sets: substitute one element, add one, remove one.
+Every formula of every set visited is scored (lower is better):
+
+    score = |mean - target| + SPREAD_WEIGHT * spread + PAIR_WEIGHT * (share of element pairs that no
+            training compound holds) + ATOM_WEIGHT * atoms per formula unit + ELEMENT_WEIGHT * elements
+
+so a candidate ranks high when the surrogate predicts it on target, is confident about it, and its
+chemistry resembles known compounds. At most ``PER_SET`` formulas of one element set are returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Element
+
+from stoichgen.chem.balance import count_vectors
+from stoichgen.chem.oxidation import assignments
+from stoichgen.chem.screening import SMACT_METALS, smact_valid
+
+SPREAD_WEIGHT = 1.0
+PAIR_WEIGHT = 0.3
+ATOM_WEIGHT = 0.003
+ELEMENT_WEIGHT = 0.02  # simpler chemistry first: real compounds average 3.4 elements
+PER_SET = 3
+SCORED_PER_SET = 256  # the smallest formula units of a set that are scored (realism, and speed)
+DEFAULT_MAX_ATOMS = 20  # MP's median is 10 atoms per formula unit, its 90th percentile 28
+DEFAULT_MAX_ELEMENTS = 4
+ROUNDS = 3
+BEAM = 16  # element sets moved from per round
+SOURCES = ("generator", "substitution", "random", "move")
+
+
+# --- the search space --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def smact_states(symbol: str) -> tuple[int, ...]:
+    """Non-zero oxidation states SMACT's validity check tries for an element (its default ICSD24 set)."""
+    from smact.screening import ICSD24FilterConfig, _get_icsd24_oxidation_dict  # private in smact 4.0.2
+
+    config = ICSD24FilterConfig()
+    table = _get_icsd24_oxidation_dict(
+        include_zero=config.include_zero, consensus=config.consensus, commonality=config.commonality
+    )
+    return tuple(sorted(int(s) for s in table.get(symbol, ()) if s != 0))
+
+
+@functools.cache
+def _electronegativity(symbol: str) -> float | None:
+    import smact
+
+    return smact.Element(symbol).pauling_eneg
+
+
+def _pauling_ok(states: np.ndarray, electronegativity: Sequence[float | None]) -> np.ndarray:
+    """Assignments (C, k) whose cations are all less electronegative than its anions. (C,)."""
+    if any(e is None for e in electronegativity):
+        return np.zeros(len(states), dtype=bool)
+    chi = np.asarray(electronegativity, dtype=float)
+    cation_max = np.where(states > 0, chi, -np.inf).max(axis=1)
+    anion_min = np.where(states < 0, chi, np.inf).min(axis=1)
+    return cation_max < anion_min
+
+
+@functools.cache
+def valid_counts(elements: tuple[str, ...], max_atoms: int) -> np.ndarray:
+    """Every reduced count vector (one count >= 1 per element, at most ``max_atoms`` atoms) that is
+    neutral for one SMACT state per element with a Pauling-ordered assignment, or every one when all
+    elements are metals. Shape (M, k), read-only.
+
+    >>> valid_counts(("Na", "Cl"), 4).tolist()
+    [[1, 1]]
+    >>> len(valid_counts(("Cu", "Zn"), 5))  # an alloy: every reduced ratio
+    9
+    """
+    k = len(elements)
+    counts = count_vectors(k, max_atoms, max_atoms)
+    counts = counts[np.gcd.reduce(counts, axis=1) == 1]
+    if k >= 2 and set(elements) <= SMACT_METALS:
+        out = counts
+    else:
+        states = tuple(smact_states(e) for e in elements)
+        if not all(states):
+            out = counts[:0]
+        else:
+            table = assignments(states).astype(np.int64)  # (C, k)
+            table = table[_pauling_ok(table, [_electronegativity(e) for e in elements])]
+            # charges by a float product (BLAS; exact for these small integers)
+            charge = counts.astype(np.float64) @ table.T.astype(np.float64)  # (M, C)
+            out = counts[:0] if k == 1 or not len(table) else counts[(charge == 0).any(axis=1)]
+    # the smallest formula units first (fewest atoms, then counts): what the search scores of a set
+    out = np.ascontiguousarray(out[np.lexsort((*out.T[::-1], out.sum(axis=1)))])
+    out.flags.writeable = False
+    return out
+
+
+@functools.cache
+def _pauling_x(symbol: str) -> float:
+    x = Element(symbol).X
+    return math.inf if math.isnan(x) else x
+
+
+def formula_text(elements: Sequence[str], counts: Sequence[int]) -> str:
+    """A reduced formula with elements in order of electronegativity (pymatgen's convention).
+
+    >>> formula_text(("O", "Fe"), (3, 2))
+    'Fe2O3'
+    """
+    order = sorted(range(len(elements)), key=lambda i: (_pauling_x(elements[i]), elements[i]))
+    return "".join(f"{elements[i]}{'' if counts[i] == 1 else int(counts[i])}" for i in order)
+
+
+# --- what the search knows about known chemistry ------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Chemistry:
+    """What a search learns from a training split: element frequencies, which element pairs occur
+    together, the known formulas (as fraction keys), and likely substitutes per element."""
+
+    symbols: tuple[str, ...]
+    frequency: np.ndarray  # (V,) share of training compounds holding each element
+    together: np.ndarray  # (V, V) bool: some training compound holds both
+    known: frozenset[bytes]  # fraction keys of the training split's formulas
+    y: np.ndarray  # (N,) training property
+    sets: tuple[tuple[str, ...], ...]  # (N,) element set of each training compound
+
+    @classmethod
+    def from_fractions(cls, symbols: tuple[str, ...], x_b: np.ndarray, y: np.ndarray) -> Chemistry:
+        present = np.asarray(x_b) > 0  # (N, V)
+        together = (present.T.astype(np.int64) @ present.astype(np.int64)) > 0  # (V, V)
+        sets = tuple(tuple(symbols[i] for i in np.flatnonzero(row)) for row in present)
+        known = frozenset(fraction_keys(x_b))
+        return cls(symbols, present.mean(axis=0), together, known, np.asarray(y), sets)
+
+    def index(self, symbol: str) -> int:
+        return self.symbols.index(symbol)
+
+
+def fraction_keys(x_b: np.ndarray) -> list[bytes]:
+    """A hashable key per row of fractions (N, V): equal keys are equal reduced formulas."""
+    rounded = np.round(np.asarray(x_b, dtype=float), 9)
+    return [row.tobytes() for row in rounded]
+
+
+@functools.cache
+def substitutes(symbol: str, how_many: int = 4) -> tuple[str, ...]:
+    """The elements most likely to replace ``symbol`` in a known compound, by pymatgen's ion-substitution
+    probabilities (Hautier et al. 2011; offline table shipped with pymatgen), best first."""
+    table = _substitution_table()
+    scores = table.get(symbol, {})
+    return tuple(sorted(scores, key=lambda other: -scores[other])[:how_many])
+
+
+@functools.cache
+def _substitution_table() -> dict[str, dict[str, float]]:
+    from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
+
+    probability = SubstitutionProbability()
+    best: dict[str, dict[str, float]] = {}
+    species = list(probability.species)
+    for a in species:
+        for b in species:
+            if a.symbol == b.symbol or a.oxi_state != b.oxi_state:
+                continue
+            p = probability.cond_prob(a, b)
+            row = best.setdefault(a.symbol, {})
+            row[b.symbol] = max(row.get(b.symbol, 0.0), p)
+    return best
+
+
+# --- the search ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    elements: tuple[str, ...]
+    counts: tuple[int, ...]
+    mean: float
+    spread: float
+    score: float
+    source: str
+
+    @property
+    def formula(self) -> str:
+        return formula_text(self.elements, self.counts)
+
+
+@dataclass(frozen=True)
+class SetScores:
+    """Every valid formula of one element set with the surrogate's mean and spread, target-independent."""
+
+    counts: np.ndarray  # (M, k)
+    mean: np.ndarray  # (M,)
+    spread: np.ndarray  # (M,)
+    novel: np.ndarray  # (M,) bool
+    pair_penalty: float
+
+
+class Search:
+    """The guided search for one surrogate, chemistry and constraint set; caches every set it scores, so
+    later targets reuse earlier work.
+
+    ``predict(fractions (M, V)) -> (mean (M,), spread (M,))``; ``allowed`` the symbols a candidate may
+    hold, ``required`` those it must hold.
+    """
+
+    def __init__(
+        self,
+        predict,
+        chemistry: Chemistry,
+        allowed: frozenset[str],
+        required: tuple[str, ...] = (),
+        max_elements: int = DEFAULT_MAX_ELEMENTS,
+        max_atoms: int = DEFAULT_MAX_ATOMS,
+        include_known: bool = False,
+    ) -> None:
+        self.predict = predict
+        self.chemistry = chemistry
+        self.allowed = frozenset(s for s in allowed if s in chemistry.symbols)
+        self.required = tuple(required)
+        self.max_elements = max_elements
+        self.max_atoms = max_atoms
+        self.include_known = include_known
+        self.scored: dict[tuple[str, ...], SetScores] = {}
+
+    # -- element sets --------------------------------------------------------------------------------------
+
+    def admissible(self, elements: Sequence[str]) -> tuple[str, ...] | None:
+        """The set with the required elements added, in vocabulary order, or None if it cannot satisfy
+        the constraints."""
+        chosen = set(elements) | set(self.required)
+        if not chosen <= self.allowed or not 2 <= len(chosen) <= self.max_elements:
+            return None
+        return tuple(sorted(chosen, key=self.chemistry.index))
+
+    def random_sets(self, rng: np.random.Generator, n: int) -> list[tuple[str, ...]]:
+        """Element sets of 2, 3 or 4 elements (probabilities 1/4, 1/2, 1/4) drawn with the training
+        split's element frequencies, among the allowed elements."""
+        pool = [s for s in self.chemistry.symbols if s in self.allowed]
+        weights = np.array([self.chemistry.frequency[self.chemistry.index(s)] for s in pool]) + 1e-6
+        weights /= weights.sum()
+        out = []
+        for _ in range(n):
+            size = int(rng.choice([2, 3, 4], p=[0.25, 0.5, 0.25]))
+            size = min(size, len(pool), self.max_elements)
+            picked = self.admissible(list(rng.choice(pool, size=size, replace=False, p=weights)))
+            if picked is not None:
+                out.append(picked)
+        return out
+
+    def substitution_sets(self, target: float, n_compounds: int = 40) -> list[tuple[str, ...]]:
+        """Training compounds nearest the target with one element swapped for a likely substitute."""
+        nearest = np.argsort(np.abs(self.chemistry.y - target))[:n_compounds]
+        out = []
+        for row in nearest:
+            elements = self.chemistry.sets[row]
+            for i, symbol in enumerate(elements):
+                for other in substitutes(symbol):
+                    if other not in elements:
+                        picked = self.admissible([*elements[:i], other, *elements[i + 1 :]])
+                        if picked is not None:
+                            out.append(picked)
+        return out
+
+    def moves(self, elements: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """Neighbouring sets: one element substituted, one added (a frequent partner), one removed."""
+        out = []
+        for i, symbol in enumerate(elements):
+            for other in substitutes(symbol, 3):
+                if other not in elements:
+                    out.append([*elements[:i], other, *elements[i + 1 :]])
+            if len(elements) > 2:
+                out.append([*elements[:i], *elements[i + 1 :]])
+        together = self.chemistry.together[[self.chemistry.index(s) for s in elements]].all(axis=0)
+        partners = np.flatnonzero(together) if len(elements) < self.max_elements else []
+        ranked = sorted(partners, key=lambda j: -self.chemistry.frequency[j])
+        symbols = self.chemistry.symbols
+        out += [[*elements, symbols[j]] for j in ranked if symbols[j] not in elements][:3]
+        return [p for p in (self.admissible(m) for m in out) if p is not None]
+
+    # -- scoring -------------------------------------------------------------------------------------------
+
+    def score_sets(self, sets: Sequence[tuple[str, ...]]) -> None:
+        """Score every valid formula of the sets not scored yet (one surrogate call for all)."""
+        todo = [s for s in dict.fromkeys(sets) if s not in self.scored]
+        blocks, owners = [], []
+        for elements in todo:
+            counts = valid_counts(elements, self.max_atoms)[:SCORED_PER_SET]
+            if not len(counts):
+                self.scored[elements] = SetScores(counts, np.zeros(0), np.zeros(0), np.zeros(0, bool), 0.0)
+                continue
+            x = np.zeros((len(counts), len(self.chemistry.symbols)))
+            cols = [self.chemistry.index(s) for s in elements]
+            x[:, cols] = counts / counts.sum(axis=1, keepdims=True)
+            blocks.append(x)
+            owners.append((elements, counts))
+        if not blocks:
+            return
+        x = np.vstack(blocks)  # (M, V)
+        mean, spread = self.predict(x)
+        known = self.chemistry.known
+        novel = np.array([key not in known for key in fraction_keys(x)], dtype=bool)
+        start = 0
+        for elements, counts in owners:
+            rows = slice(start, start + len(counts))
+            idx = [self.chemistry.index(s) for s in elements]
+            pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1 :]]
+            unseen = sum(not self.chemistry.together[a, b] for a, b in pairs) / max(1, len(pairs))
+            self.scored[elements] = SetScores(counts, mean[rows], spread[rows], novel[rows], unseen)
+            start += len(counts)
+
+    def _objective(self, scores: SetScores, target: float) -> np.ndarray:
+        atoms = scores.counts.sum(axis=1)
+        return (
+            np.abs(scores.mean - target)
+            + SPREAD_WEIGHT * scores.spread
+            + PAIR_WEIGHT * scores.pair_penalty
+            + ATOM_WEIGHT * atoms
+            + ELEMENT_WEIGHT * scores.counts.shape[1]
+        )
+
+    def best_of(self, elements: tuple[str, ...], target: float) -> float:
+        scores = self.scored[elements]
+        usable = scores.novel | self.include_known
+        return float(self._objective(scores, target)[usable].min()) if usable.any() else math.inf
+
+    # -- the walk ------------------------------------------------------------------------------------------
+
+    def run(self, target: float, n: int, seeds: dict[tuple[str, ...], str]) -> list[Candidate]:
+        """The ``n`` best candidates at ``target`` (fewer if the space holds fewer), best first."""
+        origin = dict(seeds)
+        self.score_sets(list(origin))
+        frontier = list(origin)
+        for _ in range(ROUNDS):
+            ranked = sorted(frontier, key=lambda s: self.best_of(s, target))[:BEAM]
+            fresh = []
+            for elements in ranked:
+                for moved in self.moves(elements):
+                    if moved not in origin:
+                        origin[moved] = "move"
+                        fresh.append(moved)
+            if not fresh:
+                break
+            self.score_sets(fresh)
+            frontier = ranked + fresh
+        return self._pick(target, n, origin)
+
+    def _pick(self, target: float, n: int, origin: dict[tuple[str, ...], str]) -> list[Candidate]:
+        rows = []
+        for elements, source in origin.items():
+            scores = self.scored[elements]
+            objective = self._objective(scores, target)
+            usable = np.flatnonzero(scores.novel | self.include_known)
+            for i in usable[np.argsort(objective[usable], kind="stable")][:PER_SET]:
+                counts = tuple(int(c) for c in scores.counts[i])
+                mean, spread = float(scores.mean[i]), float(scores.spread[i])
+                rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source))
+        rows.sort(key=lambda c: (c.score, c.formula))
+        chosen: list[Candidate] = []
+        formulas = [c.formula for c in rows[: 4 * n]]
+        valid = dict(zip(formulas, smact_valid(formulas), strict=True))  # belt and braces: SMACT itself
+        for candidate, formula in zip(rows, formulas, strict=False):
+            if valid[formula]:
+                chosen.append(candidate)
+            if len(chosen) == n:
+                break
+        return chosen
