@@ -51,7 +51,7 @@ def main() -> None:
             start = time.perf_counter()
             generator = Generator.from_run(run_dir)
             loaded = time.perf_counter()
-            frame = generator.generate(args.target, n=args.n, balance=args.balance)
+            frame = generator.generate(args.target, n=args.n, balance=args.balance, method="paper")
             generated = time.perf_counter()
             write_table(frame, out)
             end = time.perf_counter()

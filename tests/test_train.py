@@ -203,7 +203,7 @@ def test_compiled_gan_step_matches_eager(small_csv, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
 
 
-# --- the locks -------------------------------------------------------------------------------------------
+# --- the locks ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -329,3 +329,34 @@ def test_cli_out_of_range_integers_exit_cleanly(tmp_path, capsys, flag):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "outside" in err and flag in err and "Traceback" not in err
+
+
+# --- the surrogate ensemble ---------------------------------------------------------------------------------
+
+
+def test_surrogate_trains_resumes_exactly_and_calibrates(small_csv, tmp_path):
+    from stoichgen.predict import Surrogate
+
+    whole = _train(small_csv, tmp_path / "whole", "surrogate", steps=8, members=3)
+    _train(small_csv, tmp_path / "parts", "surrogate", steps=4, members=3)
+    train("surrogate", "bp", tmp_path / "parts", resume=True, steps=8, progress=False)
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "parts")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(whole.model.members) == 3
+    surrogate = Surrogate.from_run(tmp_path / "whole")
+    mean, spread = surrogate.predict_formulas_with_spread(["NaCl", "Fe2O3"])
+    assert mean.shape == spread.shape == (2,) and (spread > 0).all()
+    assert float(surrogate.model.spread_scale) != 1.0  # fitted on the calibration rows
+
+
+def test_surrogate_members_see_different_bootstrap_rows(small_csv, tmp_path):
+    result = _train(small_csv, tmp_path / "run", "surrogate", steps=3, members=2)
+    first, second = result.model.members
+    assert not torch.equal(first[0].weight, second[0].weight)
+
+
+def test_evaluate_prints_surrogate_calibration(small_csv, tmp_path, capsys):
+    _train(small_csv, tmp_path / "run", "surrogate", steps=20, members=2)
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "within_1_spread" in out and "within_2_spread" in out and "surrogate on the test split" in out

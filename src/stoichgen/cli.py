@@ -20,11 +20,19 @@ from stoichgen.chem.composition import DEFAULT_THRESHOLD
 from stoichgen.chem.oxidation import OXIDATION_TABLES
 from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy
 from stoichgen.discover.output import check_output, write_table
-from stoichgen.discover.pipeline import GENERATE_MAX_ITERATIONS, MAX_ITERATIONS, MAX_ROWS, Generator
+from stoichgen.discover.pipeline import (
+    DEFAULT_MODEL,
+    GENERATE_MAX_ITERATIONS,
+    MAX_ITERATIONS,
+    MAX_ROWS,
+    METHODS,
+    Generator,
+)
 from stoichgen.errors import SEED_MAX, GenerateWarning, StoichgenError
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
 from stoichgen.options import MAX_STEPS
 from stoichgen.predict import MAX_SAMPLES
+from stoichgen.run import bundled_run_dir
 
 EXIT_USER_ERROR = 2
 # The library names its arguments in messages; the command line shows its own flags instead.
@@ -108,7 +116,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # Columns printed to the terminal when no output file is given (the file has them all).
-SHOWN_COLUMNS = (
+GUIDED_SHOWN = (
+    "formula", "predicted_property", "uncertainty", "score", "source", "n_atoms", "nearest_formula",
+    "nearest_property",
+)  # fmt: skip
+PAPER_SHOWN = (
     "formula",
     "composition",
     "charge_neutral",
@@ -120,27 +132,36 @@ SHOWN_COLUMNS = (
 )
 
 
+# the paper pipeline's options: given only when the user set them (the guided method refuses them)
+PAPER_OPTIONS = ("balance", "oxidation", "threshold", "neutral_only", "max_iterations", "unique")
+
+
 def _generate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
-    generator = Generator.from_run(args.model) if args.model else Generator.default()
+    if args.model:
+        generator = Generator.from_run(args.model, surrogate=args.surrogate)
+    else:
+        generator = Generator.default() if args.surrogate is None else Generator.from_run(
+            bundled_run_dir(DEFAULT_MODEL), surrogate=args.surrogate
+        )  # fmt: skip
+    paper_options = {
+        name: getattr(args, name) for name in PAPER_OPTIONS if getattr(args, name) not in (None, False)
+    }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GenerateWarning)
         frame = generator.generate(
             args.target if len(args.target) > 1 else args.target[0],
             args.n,
-            balance=args.balance,
+            method=args.method,
+            include_known=args.include_known,
             elements=args.elements,
             require=args.require,
             exclude=args.exclude,
             max_elements=args.max_elements,
-            unique=args.unique,
             seed=args.seed,
-            oxidation=args.oxidation,
-            threshold=args.threshold,
-            neutral_only=args.neutral_only,
-            max_iterations=args.max_iterations,
             max_atoms=args.max_atoms,
+            **paper_options,
         )
     for warning in caught:
         if issubclass(warning.category, GenerateWarning):
@@ -148,21 +169,31 @@ def _generate(args: argparse.Namespace) -> int:
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     a = frame.attrs
-    reasons = f"{a['redrawn_empty']} empty, {a['redrawn_constraint']} against constraints"
-    if args.neutral_only:
-        reasons += f", {a['redrawn_not_neutral']} not neutral"
-    print(
-        f"generated {len(frame)} compositions ({args.balance} balancing): "
-        f"{int(frame['charge_neutral'].sum())} charge neutral, {int(frame['smact_valid'].sum())} "
-        f"SMACT-valid, {int(frame['novel'].sum())} novel; redrawn {a['redrawn']} samples ({reasons}); "
-        f"dropped {a['dropped']}; duplicates removed {a['duplicates_removed']}",
-        file=sys.stderr,
-    )
+    if args.method == "paper":
+        reasons = f"{a['redrawn_empty']} empty, {a['redrawn_constraint']} against constraints"
+        if args.neutral_only:
+            reasons += f", {a['redrawn_not_neutral']} not neutral"
+        print(
+            f"generated {len(frame)} compositions ({a['balance']} balancing): "
+            f"{int(frame['charge_neutral'].sum())} charge neutral, {int(frame['smact_valid'].sum())} "
+            f"SMACT-valid, {int(frame['novel'].sum())} novel; redrawn {a['redrawn']} samples ({reasons}); "
+            f"dropped {a['dropped']}; duplicates removed {a['duplicates_removed']}",
+            file=sys.stderr,
+        )
+        shown = PAPER_SHOWN
+    else:
+        print(
+            f"generated {len(frame)} candidates (guided search): all SMACT-valid, "
+            f"{int(frame['intermetallic'].sum())} intermetallic, {int(frame['novel'].sum())} novel; ranked "
+            "by score = |predicted - target| + uncertainty + realism terms (see --help)",
+            file=sys.stderr,
+        )
+        shown = GUIDED_SHOWN
     if args.output is not None:
         path = write_table(frame, args.output, force=args.force)
         print(f"wrote {len(frame)} rows to {path}", file=sys.stderr)
         return 0
-    columns = ["target", *SHOWN_COLUMNS] if len(args.target) > 1 else list(SHOWN_COLUMNS)
+    columns = ["target", *shown] if len(args.target) > 1 else list(shown)
     if frame.empty:
         print("(no compositions)")
     else:
@@ -230,11 +261,34 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser(
         "generate",
         help="generate compositions at a target property",
-        description="Generate compositions at target property values with a trained CondGAN/CondVAE, "
-        "decode (threshold TH, renormalise), balance the valence and annotate (SMACT, P(x), nearest "
-        "training composition, novelty). Constraint-violating samples are redrawn, never output.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Candidate compositions at target property values.
+
+--method guided (default): a search over small integer formulas that SMACT accepts (exactly neutral for
+one oxidation state per element, cations less electronegative than anions, or metals only), at most
+--max-atoms atoms and --max-elements elements (default 4), seeded by the generator's samples at the
+target, by known compounds near the target with one element substituted, and by random element sets.
+Rows are unique, not in the training split (unless --include-known), and ranked by
+
+    score = |predicted_property - target| + uncertainty
+            + 0.3 x (share of element pairs no training compound holds)
+            + 0.003 x atoms per formula unit + 0.02 x elements       (lower is better)
+
+where predicted_property and uncertainty are the surrogate ensemble's mean and calibrated spread.
+
+--method paper: the paper's pipeline: CondGAN/CondVAE samples decoded at threshold TH, charge
+balanced (--balance), annotated; constraint-violating samples are redrawn, never output.""",
+    )  # fmt: skip
+    gen.add_argument(
+        "--model", metavar="RUN_DIR", help="a generator run directory (default: the bundled model)"
     )
-    gen.add_argument("--model", metavar="RUN_DIR", help="a run directory (default: the bundled model)")
+    gen.add_argument("--method", default="guided", choices=METHODS, help="guided (default) or paper")
+    gen.add_argument(
+        "--surrogate", metavar="RUN_DIR", help="surrogate run for --method guided (default: the bundled one)"
+    )
+    gen.add_argument(
+        "--include-known", action="store_true", help="guided: let training-split formulas through"
+    )
     gen.add_argument(
         "--target", required=True, type=float, nargs="+", action="extend", metavar="Y",
         help="target property value(s); repeat or list several",
@@ -243,27 +297,27 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", type=int_in(1, MAX_ROWS), default=256,
         help=f"compositions per target (default 256; at most {MAX_ROWS:,} rows per call over all targets)",
     )  # fmt: skip
-    gen.add_argument("--balance", default="mh", choices=BALANCE_METHODS, help="valence balancing")
+    gen.add_argument("--balance", choices=BALANCE_METHODS, help="paper: valence balancing (default mh)")
     gen.add_argument("--elements", metavar="A,B,..", help="only these elements may appear")
     gen.add_argument("--require", metavar="A,B,..", help="these elements must appear")
     gen.add_argument("--exclude", metavar="A,B,..", help="these elements must not appear")
     gen.add_argument(
         "--max-elements", type=int_in(1, 118), metavar="K", help="at most K elements per composition"
     )
-    gen.add_argument("--neutral-only", action="store_true", help="redraw rows left not charge neutral")
-    gen.add_argument("--unique", action="store_true", help="keep one row per reduced formula (first)")
+    gen.add_argument("--neutral-only", action="store_true", help="paper: redraw rows left not charge neutral")
+    gen.add_argument("--unique", action="store_true", help="paper: keep one row per reduced formula (first)")
     gen.add_argument("--seed", type=SEED, default=0)
     gen.add_argument(
-        "--max-iterations", type=int_in(1, MAX_ITERATIONS), default=GENERATE_MAX_ITERATIONS,
-        help="MH iterations (paper: 10000)",
+        "--max-iterations", type=int_in(1, MAX_ITERATIONS),
+        help=f"paper: MH iterations (default {GENERATE_MAX_ITERATIONS}; the authors' 10000)",
     )  # fmt: skip
     gen.add_argument(
         "--max-atoms", type=int_in(2, MAX_EXACT_ATOMS), default=DEFAULT_MAX_ATOMS,
-        help=f"largest formula unit for --balance exact (default {DEFAULT_MAX_ATOMS}, at most "
+        help=f"largest formula unit: guided search, or --balance exact (default {DEFAULT_MAX_ATOMS}, at most "
         f"{MAX_EXACT_ATOMS})",
     )  # fmt: skip
-    gen.add_argument("--oxidation", default="common", choices=OXIDATION_TABLES, help="oxidation states")
-    gen.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="TH (default 0.03)")
+    gen.add_argument("--oxidation", choices=OXIDATION_TABLES, help="paper: oxidation states (default common)")
+    gen.add_argument("--threshold", type=float, help=f"paper: TH (default {DEFAULT_THRESHOLD})")
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.set_defaults(handler=_generate)

@@ -137,7 +137,7 @@ def _symbols(formula: str) -> set[str]:
 
 
 def test_known_neutral_and_smact_answers(gen):
-    df = replay(gen, [NACL, FE2O3, NACL2]).generate(-2.0, n=3, balance="none")
+    df = replay(gen, [NACL, FE2O3, NACL2]).generate(-2.0, n=3, balance="none", method="paper")
     assert list(df.columns) == list(COLUMNS)
     assert df["formula"].tolist() == ["NaCl", "Fe2O3", "NaCl2"]
     assert df["raw_composition"].tolist() == ["Na0.50Cl0.50", "O0.60Fe0.40", "Na0.33Cl0.67"]
@@ -150,7 +150,7 @@ def test_known_neutral_and_smact_answers(gen):
 
 
 def test_mh_balances_a_hand_made_unbalanced_vector(gen):
-    df = replay(gen, [NACL2, {"Fe": 0.42, "O": 0.58}]).generate(-2.0, n=2, balance="mh")
+    df = replay(gen, [NACL2, {"Fe": 0.42, "O": 0.58}]).generate(-2.0, n=2, balance="mh", method="paper")
     assert df["valence_raw"].iloc[0] == pytest.approx(1 / 3)
     assert df["charge_neutral"].all()
     assert df["valence"].max() < 1e-3
@@ -162,17 +162,17 @@ def test_mh_balances_a_hand_made_unbalanced_vector(gen):
 
 def test_exact_balancing_returns_only_neutral_rows(gen, constraint):
     mixed = [{"Fe": 0.42, "O": 0.58}, NACL2, {"Na": 0.5, "K": 0.5}, {"Ti": 0.3, "O": 0.7}]
-    df = replay(gen, mixed).generate(-2.0, n=4, balance="exact")
+    df = replay(gen, mixed).generate(-2.0, n=4, balance="exact", method="paper")
     assert df["formula"].tolist() == ["Fe2O3", "NaCl", "KNa", "TiO2"]
     assert df["charge_neutral"].tolist() == [True, True, False, True]
     assert df["unbalanceable"].tolist() == [False, False, True, False]  # NaK: cations only
     # neutral_only: rows left not neutral are redrawn, so only neutral rows come back
-    df = replay(gen, mixed).generate(-2.0, n=6, balance="exact", neutral_only=True)
+    df = replay(gen, mixed).generate(-2.0, n=6, balance="exact", neutral_only=True, method="paper")
     assert df["formula"].tolist() == ["Fe2O3", "NaCl", "TiO2", "Fe2O3", "NaCl", "Fe2O3"]
     assert df.attrs["redrawn_not_neutral"] == 1 and df["charge_neutral"].all()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)  # rows may be dropped if few can be neutral
-        df = gen.generate(-2.0, n=50, balance="exact", neutral_only=True, **constraint.kwargs)
+        df = gen.generate(-2.0, n=50, balance="exact", neutral_only=True, **constraint.kwargs, method="paper")
     assert df["charge_neutral"].all() and (df["valence"] < 1e-3).all()
 
 
@@ -182,7 +182,7 @@ def test_known_training_composition_is_not_novel_and_is_its_own_nearest(gen):
     vocab = gen.vocabulary
     x = reference.x_b[row].toarray()[0]
     composition = {vocab.symbols[i]: x[i] for i in np.flatnonzero(x)}
-    df = replay(gen, [composition]).generate(-2.0, n=1, balance="none", threshold=0.001)
+    df = replay(gen, [composition]).generate(-2.0, n=1, balance="none", threshold=0.001, method="paper")
     assert df["formula"].iloc[0] == reference.formulas[row]
     assert df["nearest_formula"].iloc[0] == reference.formulas[row]
     assert df["nearest_distance"].iloc[0] == pytest.approx(0.0, abs=1e-9)
@@ -206,7 +206,7 @@ def test_nearest_is_the_training_split_nearest(gen):
 def test_unconstrained_rows_decode_the_samplers_vectors(gen):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)  # ~80-element rows are not balanced
-        df = gen.generate(-1.0, n=8, balance="none", seed=4)
+        df = gen.generate(-1.0, n=8, balance="none", seed=4, method="paper")
     raw = gen.sampler.sample(-1.0, 8, seed=4)
     kept = threshold_fractions(raw[:, : len(gen.vocabulary)])
     expected = [
@@ -219,28 +219,30 @@ def test_unconstrained_rows_decode_the_samplers_vectors(gen):
 
 
 def test_same_seed_same_rows(gen, constraint):
-    a = gen.generate(-2.0, n=64, balance="mh", seed=1, **constraint.kwargs)
-    b = gen.generate(-2.0, n=64, balance="mh", seed=1, **constraint.kwargs)
-    c = gen.generate(-2.0, n=64, balance="mh", seed=2, **constraint.kwargs)
+    a = gen.generate(-2.0, n=64, balance="mh", seed=1, **constraint.kwargs, method="paper")
+    b = gen.generate(-2.0, n=64, balance="mh", seed=1, **constraint.kwargs, method="paper")
+    c = gen.generate(-2.0, n=64, balance="mh", seed=2, **constraint.kwargs, method="paper")
     pd.testing.assert_frame_equal(a, b)
     assert a["raw_composition"].tolist() != c["raw_composition"].tolist()
 
 
 def test_several_targets_and_unique(gen, constraint):
-    df = gen.generate([-2.0, -1.0], n=40, balance="mh", **constraint.kwargs)
+    df = gen.generate([-2.0, -1.0], n=40, balance="mh", **constraint.kwargs, method="paper")
     assert df["target"].tolist() == [-2.0] * 40 + [-1.0] * 40
-    unique = gen.generate([-2.0, -1.0], n=40, balance="mh", unique=True, **constraint.kwargs)
+    unique = gen.generate([-2.0, -1.0], n=40, balance="mh", unique=True, **constraint.kwargs, method="paper")
     assert not unique.duplicated(["target", "formula"]).any()
     assert len(unique) + unique.attrs["duplicates_removed"] == 80
     pd.testing.assert_frame_equal(unique, df.drop_duplicates(["target", "formula"]).reset_index(drop=True))
-    df = replay(gen, [NACL, FE2O3, NACL]).generate([-2.0, -1.0], n=3, balance="none", unique=True)
+    df = replay(gen, [NACL, FE2O3, NACL]).generate(
+        [-2.0, -1.0], n=3, balance="none", unique=True, method="paper"
+    )
     assert df["formula"].tolist() == ["NaCl", "Fe2O3", "NaCl", "Fe2O3"]  # one row per formula and target
     assert df.attrs["duplicates_removed"] == 2
 
 
 def test_empty_decodes_are_redrawn_and_counted(gen):
     empty = {"Na": 0.01, "Cl": 0.01}  # nothing reaches TH
-    df = replay(gen, [empty, NACL]).generate(-2.0, n=2, balance="none")
+    df = replay(gen, [empty, NACL]).generate(-2.0, n=2, balance="none", method="paper")
     assert df["formula"].tolist() == ["NaCl", "NaCl"]
     assert df["draw"].tolist() == [1, 3]
     assert df.attrs["redrawn_empty"] == 2 and df.attrs["redrawn"] == 2 and df.attrs["dropped"] == 0
@@ -250,7 +252,7 @@ def test_rows_that_never_pass_are_dropped_with_a_warning(gen):
     with pytest.warns(
         GenerateWarning, match=r"only 0 of 3 rows filled.*\d+ decoded to nothing at threshold 0.03"
     ):
-        df = replay(gen, [{"Na": 0.01}]).generate(-2.0, n=3, balance="mh", max_rounds=2)
+        df = replay(gen, [{"Na": 0.01}]).generate(-2.0, n=3, balance="mh", max_rounds=2, method="paper")
     assert df.empty and list(df.columns) == list(COLUMNS)
     assert df.attrs["dropped"] == 3
 
@@ -259,7 +261,7 @@ def test_cvae_has_no_predicted_property(small_csv, tmp_path):
     run = _train(small_csv, tmp_path / "cvae", model="cvae", steps=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)
-        df = Generator.from_run(run).generate(-2.0, n=4, balance="none")
+        df = Generator.from_run(run).generate(-2.0, n=4, balance="none", method="paper")
     assert len(df) == 4
     assert df["predicted_property"].isna().all() and df["predicted_property_balanced"].isna().all()
 
@@ -277,7 +279,7 @@ def _assert_no_leaks(df, constraint):
 
 
 def test_ten_thousand_constrained_samples_never_leak(gen, constraint):
-    df = gen.generate(-2.0, n=10_000, balance="none", seed=7, **constraint.kwargs)
+    df = gen.generate(-2.0, n=10_000, balance="none", seed=7, **constraint.kwargs, method="paper")
     assert len(df) == 10_000 and df.attrs["dropped"] == 0
     _assert_no_leaks(df, constraint)
     assert df.attrs["redrawn_constraint"] > 1000  # the constraints did bite: many draws were replaced
@@ -285,7 +287,7 @@ def test_ten_thousand_constrained_samples_never_leak(gen, constraint):
 
 
 def test_constrained_samples_with_mh_never_leak(gen, constraint):
-    df = gen.generate(-2.0, n=500, balance="mh", seed=8, **constraint.kwargs)
+    df = gen.generate(-2.0, n=500, balance="mh", seed=8, **constraint.kwargs, method="paper")
     assert len(df) == 500
     _assert_no_leaks(df, constraint)
     assert df.attrs["redrawn"] > 0
@@ -294,7 +296,7 @@ def test_constrained_samples_with_mh_never_leak(gen, constraint):
 def test_exclude_alone_at_default_threshold(gen):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)
-        df = gen.generate(-2.0, n=32, balance="mh", exclude="Pb,Hg,Cd,O")
+        df = gen.generate(-2.0, n=32, balance="mh", exclude="Pb,Hg,Cd,O", method="paper")
     assert len(df) == 32
     assert not df["formula"].map(lambda f: _symbols(f) & {"Pb", "Hg", "Cd", "O"}).any()
 
@@ -305,11 +307,11 @@ def test_exclude_alone_at_default_threshold(gen):
 def test_extrapolation_warns_but_generates(gen, constraint):
     lo, hi = gen.property_range
     with pytest.warns(ExtrapolationWarning, match="outside the model's training range"):
-        df = gen.generate(hi + 5.0, n=8, balance="none", **constraint.kwargs)
+        df = gen.generate(hi + 5.0, n=8, balance="none", **constraint.kwargs, method="paper")
     assert len(df) == 8 and df.attrs["extrapolation"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExtrapolationWarning)
-        df = gen.generate((lo + hi) / 2, n=8, balance="none", **constraint.kwargs)
+        df = gen.generate((lo + hi) / 2, n=8, balance="none", **constraint.kwargs, method="paper")
     assert not df.attrs["extrapolation"]
 
 
@@ -352,7 +354,7 @@ def test_extrapolation_warns_but_generates(gen, constraint):
 def test_bad_input_is_refused_with_a_clear_error(gen, kwargs, message):
     kwargs = {"target": -2.0, "n": 4, **kwargs}
     with pytest.raises(StoichgenError, match=message):
-        gen.generate(kwargs.pop("target"), **kwargs)
+        gen.generate(kwargs.pop("target"), **kwargs, method="paper")
 
 
 def test_missing_corrupt_or_non_generative_model(small_csv, tmp_path):
@@ -376,8 +378,11 @@ def test_no_bundled_model(monkeypatch, tmp_path):
 
 
 def test_bundled_model_used_when_present(monkeypatch, run_dir):
-    monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: run_dir)
-    assert Generator.default().run_dir == run_dir
+    monkeypatch.setattr(
+        pipeline_module, "bundled_run_dir", lambda name: run_dir if name == "cgan-bp" else run_dir / "x"
+    )
+    generator = Generator.default()
+    assert generator.run_dir == run_dir and generator.surrogate is None  # no bundled surrogate there
 
 
 # --- the training reference cache -------------------------------------------------------------------------
@@ -430,14 +435,14 @@ def test_training_data_gone_is_a_clear_error(small_csv, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)
         with pytest.raises(RunError, match="cannot reload the data of run"):
-            Generator.from_run(run).generate(-2.0, n=2, balance="none")
+            Generator.from_run(run).generate(-2.0, n=2, balance="none", method="paper")
 
 
 # --- output files -----------------------------------------------------------------------------------------
 
 
 def test_write_table_formats_and_refusals(gen, tmp_path):
-    df = replay(gen, [NACL, FE2O3]).generate(-2.0, n=2, balance="none")
+    df = replay(gen, [NACL, FE2O3]).generate(-2.0, n=2, balance="none", method="paper")
     write_table(df, tmp_path / "a.csv")
     assert pd.read_csv(tmp_path / "a.csv")["formula"].tolist() == ["NaCl", "Fe2O3"]
     write_table(df, tmp_path / "a.json")
@@ -455,7 +460,7 @@ def test_write_table_formats_and_refusals(gen, tmp_path):
 
 
 def test_parquet_needs_pyarrow(gen, tmp_path):
-    df = replay(gen, [NACL]).generate(-2.0, n=1, balance="none")
+    df = replay(gen, [NACL]).generate(-2.0, n=1, balance="none", method="paper")
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -471,7 +476,8 @@ def test_parquet_needs_pyarrow(gen, tmp_path):
 
 
 def _cli(run_dir, constraint, *extra):
-    return ["generate", "--model", str(run_dir), "--target", "-1.5", "-n", "12", *constraint.cli(), *extra]
+    return ["generate", "--model", str(run_dir), "--method", "paper", "--target", "-1.5", "-n", "12",
+            *constraint.cli(), *extra]  # fmt: skip
 
 
 def test_cli_writes_csv_and_json(run_dir, constraint, tmp_path, capsys):
@@ -543,7 +549,7 @@ def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
     """The shipped CondGAN(x^bp) trained on the MP set: `stoichgen generate --target -2.0` after install."""
     gen = Generator.default()
     assert gen.vocabulary.symbols[:3] == ("H", "He", "Li") and len(gen.vocabulary) == 89
-    df = gen.generate(-2.0, n=64, balance="mh", require="O", seed=0)
+    df = gen.generate(-2.0, n=64, balance="mh", require="O", seed=0, method="paper")
     assert len(df) == 64 and df["formula"].str.contains("O").all()
     assert df["charge_neutral"].mean() > 0.8
     # P(x~) of the trained model follows the target (the untrained head would sit far from it)
@@ -551,17 +557,17 @@ def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert main(["generate", "--target", "-2.0", "-n", "16", "-o", str(out)]) == 0
     assert len(pd.read_csv(out)) == 16
-    vae = Generator.from_run(bundled_run_dir("cvae-bp")).generate(-1.0, n=16)
+    vae = Generator.from_run(bundled_run_dir("cvae-bp")).generate(-1.0, n=16, method="paper")
     assert len(vae) == 16 and vae["predicted_property"].isna().all()
 
 
 def test_max_atoms_bounds_exact_balancing():
     gen = Generator.default()
-    small = gen.generate(-2.0, n=32, balance="exact", max_atoms=6, seed=0)
+    small = gen.generate(-2.0, n=32, balance="exact", max_atoms=6, seed=0, method="paper")
     atoms = [parse_formula(f).num_atoms for f in small.loc[small["charge_neutral"], "formula"]]
     assert atoms and max(atoms) <= 6
     with pytest.raises(StoichgenError, match="max_atoms"):
-        gen.generate(-2.0, n=4, max_atoms=1)
+        gen.generate(-2.0, n=4, max_atoms=1, method="paper")
 
 
 # --- the locks -------------------------------------------------------------------------------------------
@@ -580,22 +586,22 @@ def test_max_atoms_bounds_exact_balancing():
 )
 def test_cli_out_of_range_numbers_refused_before_work(run_dir, capsys, extra, flag, limit):
     with pytest.raises(SystemExit) as info:
-        main(["generate", "--model", str(run_dir), "--target", "-2", *extra])
+        main(["generate", "--model", str(run_dir), "--method", "paper", "--target", "-2", *extra])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert flag in err and limit in err and "Traceback" not in err
 
 
 def test_repeated_targets_are_all_kept(run_dir, capsys):
-    assert main(["generate", "--model", str(run_dir), "--target", "-2", "--target", "-1", "-n", "3",
-                 "--balance", "none"]) == 0  # fmt: skip
+    args = ["generate", "--model", str(run_dir), "--method", "paper", "--target", "-2", "--target", "-1"]
+    assert main([*args, "-n", "3", "--balance", "none"]) == 0
     out = capsys.readouterr().out
     assert out.count("-2.000") == 3 and out.count("-1.000") == 3
 
 
 def test_threshold_that_empties_every_row_is_named(gen):
     with pytest.warns(GenerateWarning, match="decoded to nothing at threshold 0.99") as caught:
-        df = gen.generate(-2.0, n=4, balance="none", threshold=0.99, max_rounds=1)
+        df = gen.generate(-2.0, n=4, balance="none", threshold=0.99, max_rounds=1, method="paper")
     assert df.empty
     assert not any(
         "constraints (none)" in str(w.message) and "threshold" not in str(w.message) for w in caught

@@ -22,7 +22,7 @@ from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
 from stoichgen.discover.reference import Reference
 from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Chemistry, Search, fraction_keys
-from stoichgen.errors import GenerateWarning
+from stoichgen.errors import GenerateError, GenerateWarning
 from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler, Surrogate
 
@@ -45,9 +45,26 @@ def seed_sets(
                 seeds.setdefault(picked, "generator")
     for picked in search.substitution_sets(target):
         seeds.setdefault(picked, "substitution")
+    for picked in search.system_sets():
+        seeds.setdefault(picked, "system")
     for picked in search.random_sets(rng, RANDOM_SEEDS):
         seeds.setdefault(picked, "random")
     return seeds
+
+
+def refuse_paper_options(changed: dict[str, bool], surrogate: Surrogate | None) -> None:
+    """Refuse the paper pipeline's options (``changed``: which were set) and a missing surrogate."""
+    given = [name for name, was_set in changed.items() if was_set]
+    if given:
+        raise GenerateError(
+            f"{', '.join(given)} apply to method 'paper' only (the guided search returns unique, valid "
+            "formulas without balancing)"
+        )
+    if surrogate is None:
+        raise GenerateError(
+            "the guided method needs a surrogate trained on the generator's data (surrogate=RUN_DIR, from "
+            "train --model surrogate); or use method 'paper'"
+        )
 
 
 def generate_guided(

@@ -52,7 +52,7 @@ from stoichgen.chem.oxidation import MAX_ASSIGNMENTS, OXIDATION_TABLES, affordab
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
-from stoichgen.discover.guided import generate_guided
+from stoichgen.discover.guided import generate_guided, refuse_paper_options
 from stoichgen.discover.reference import Reference, load_reference
 from stoichgen.discover.search import Chemistry
 from stoichgen.errors import (
@@ -241,21 +241,12 @@ class Generator:
         if method not in METHODS:
             raise GenerateError(f"unknown method {method!r}; choose {' or '.join(METHODS)}")
         if method == "guided":
-            paper_only = {
+            refuse_paper_options({
                 "balance": balance != "mh", "oxidation": oxidation != "common",
                 "threshold": threshold != DEFAULT_THRESHOLD, "neutral_only": neutral_only,
                 "max_rounds": max_rounds != DEFAULT_MAX_ROUNDS, "unique": unique,
                 "max_iterations": max_iterations != GENERATE_MAX_ITERATIONS,
-            }  # fmt: skip
-            given = [name for name, changed in paper_only.items() if changed]
-            if given:
-                raise GenerateError(f"{', '.join(given)} apply to method 'paper' only (the guided search "
-                                    "returns unique, valid formulas without balancing)")  # fmt: skip
-            if self.surrogate is None:
-                raise GenerateError(
-                    "the guided method needs a surrogate trained on the generator's data (surrogate=RUN_DIR, "
-                    "from train --model surrogate); or use method 'paper'"
-                )
+            }, self.surrogate)  # fmt: skip
             constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)
             self._warn_extrapolation(targets)
             frame = generate_guided(

@@ -36,11 +36,12 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
     Column("uncertainty", float, "the surrogate's spread (members' standard deviation, calibrated so "
            "that about 68 % of held-out errors lie within it)"),
     Column("score", float, "what the rows are ranked by, lower is better: abs(predicted_property − target) "
-           "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms + 0.02 × "
-           "n_elements"),
+           "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms "
+           "+ 0.02 × n_elements"),
     Column("source", object, "where the element set came from: `generator` (the CondGAN's samples at "
            "the target), `substitution` (a known compound near the target with one element replaced), "
-           "`random`, or `move` (a neighbour of a good set found by the search)"),
+           "`system` (every set of a small chemical system), `random`, or `move` (a neighbour of a good "
+           "set found by the search)"),
     Column("charge_neutral", bool, "exactly neutral for one oxidation state per element (SMACT's states, "
            "cations less electronegative than anions)"),
     Column("intermetallic", bool, "metals only (SMACT accepts these as alloys; no oxidation states)"),

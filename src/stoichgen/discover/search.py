@@ -11,6 +11,7 @@ The search walks over element sets. It starts from three kinds of seed (``source
 - ``generator``: the element sets of a generative model's samples at the target;
 - ``substitution``: training compounds whose property is near the target, one element replaced by a
   likely substitute (pymatgen's offline ion-substitution probabilities);
+- ``system``: every element set of a small chemical system (at most 12 allowed elements);
 - ``random``: 2-4 elements drawn with the training split's element frequencies;
 and then, for a few rounds, moves from the best sets: substitute one element, add one, remove one.
 Every formula of every set visited is scored (lower is better):
@@ -28,6 +29,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from pymatgen.core import Element
@@ -46,7 +48,7 @@ DEFAULT_MAX_ATOMS = 20  # MP's median is 10 atoms per formula unit, its 90th per
 DEFAULT_MAX_ELEMENTS = 4
 ROUNDS = 3
 BEAM = 16  # element sets moved from per round
-SOURCES = ("generator", "substitution", "random", "move")
+SOURCES = ("generator", "substitution", "system", "random", "move")
 
 
 # --- the search space --------------------------------------------------------------------------------------
@@ -282,6 +284,14 @@ class Search:
                             out.append(picked)
         return out
 
+    def system_sets(self, limit: int = 12) -> list[tuple[str, ...]]:
+        """Every admissible element set when at most ``limit`` elements are allowed (a chemical system)."""
+        pool = sorted(self.allowed, key=self.chemistry.index)
+        if len(pool) > limit:
+            return []
+        sets = (self.admissible(c) for k in range(2, self.max_elements + 1) for c in combinations(pool, k))
+        return list(dict.fromkeys(s for s in sets if s is not None))
+
     def moves(self, elements: tuple[str, ...]) -> list[tuple[str, ...]]:
         """Neighbouring sets: one element substituted, one added (a frequent partner), one removed."""
         out = []
@@ -376,6 +386,17 @@ class Search:
                 mean, spread = float(scores.mean[i]), float(scores.spread[i])
                 rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source))
         rows.sort(key=lambda c: (c.score, c.formula))
+        if len(rows) < 2 * n:  # a small space: more formulas per element set rather than too few rows
+            taken = {(c.elements, c.counts) for c in rows}
+            for elements, source in origin.items():
+                scores = self.scored[elements]
+                objective = self._objective(scores, target)
+                for i in np.flatnonzero(scores.novel | self.include_known):
+                    counts = tuple(int(c) for c in scores.counts[i])
+                    if (elements, counts) not in taken:
+                        mean, spread = float(scores.mean[i]), float(scores.spread[i])
+                        rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source))
+            rows.sort(key=lambda c: (c.score, c.formula))
         chosen: list[Candidate] = []
         formulas = [c.formula for c in rows[: 4 * n]]
         valid = dict(zip(formulas, smact_valid(formulas), strict=True))  # belt and braces: SMACT itself

@@ -43,7 +43,7 @@ class Known:
         return cls(frozenset(fraction_keys(split.train.x_b())), frozenset(fraction_keys(split.test.x_b())))
 
 
-# --- baselines -------------------------------------------------------------------------------------------------
+# --- baselines ----------------------------------------------------------------------------------------------
 
 
 def _neutral_common(elements: tuple[str, ...], counts: np.ndarray) -> np.ndarray:
@@ -130,7 +130,7 @@ def rank_by_surrogate(generator: Generator, formulas: Sequence[str], target: flo
     return [formulas[i] for i in np.argsort(np.abs(mean - target), kind="stable")[:n]]
 
 
-# --- metrics ---------------------------------------------------------------------------------------------------
+# --- metrics ------------------------------------------------------------------------------------------------
 
 
 def _neutral_or_metal(formula: str) -> tuple[bool, bool]:
@@ -175,7 +175,7 @@ def measure(rows: pd.DataFrame, judge: Judge, known: Known, vocabulary: Vocabula
     }
 
 
-# --- the run ----------------------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------------------------
 
 
 def run_methods(
@@ -229,6 +229,6 @@ def per_target(rows: pd.DataFrame, judge: Judge, split: Split) -> pd.DataFrame:
     lines = []
     for (method, target), part in rows.groupby(["method", "target"], sort=False):
         m = measure(part, judge, known, split.train.vocabulary)
-        lines.append({"method": method, "target": target, "judge MAE": m["judge MAE"], "hit ≤0.2": m["hit ≤0.2"],
-                      "VUN-hit": m["VUN-hit"], "SMACT valid": m["SMACT valid"], "rows": m["rows"]})  # fmt: skip
+        kept = {k: m[k] for k in ("judge MAE", "hit ≤0.2", "VUN-hit", "SMACT valid", "rows")}
+        lines.append({"method": method, "target": target, **kept})
     return pd.DataFrame(lines)

@@ -32,7 +32,7 @@ from stoichgen.data import Dataset
 from stoichgen.discover.pipeline import Generator
 from stoichgen.errors import EvaluateError, check_int, check_targets
 from stoichgen.nearest import NearestIndex
-from stoichgen.predict import MAX_SAMPLES, Predictor, Sampler
+from stoichgen.predict import MAX_SAMPLES, Predictor, Sampler, Surrogate
 
 
 def check_request(targets: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
@@ -150,6 +150,30 @@ def property_metrics(predictor: Predictor, data: Dataset) -> PropertyMetrics:
     return PropertyMetrics(float(np.abs(error).mean()), float(np.sqrt((error**2).mean())), len(error))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """A surrogate's error and how well its spread covers it: shares of test errors within 1 and 2
+    spreads (a calibrated Gaussian spread would give 0.68 and 0.95)."""
+
+    mae: float
+    rmse: float
+    within_1: float
+    within_2: float
+    median_spread: float
+    n: int
+
+
+def calibration(surrogate: Surrogate, data: Dataset) -> Calibration:
+    """``Calibration`` of a surrogate on ``data`` (the test split)."""
+    check_vocabulary(surrogate.vocabulary, data, "the surrogate")
+    mean, spread = surrogate.predict_with_spread(data.features(surrogate.representation))  # type: ignore[arg-type]
+    error = np.abs(mean - data.y)
+    return Calibration(
+        float(error.mean()), float(np.sqrt((error**2).mean())), float((error <= spread).mean()),
+        float((error <= 2 * spread).mean()), float(np.median(spread)), len(error),
+    )  # fmt: skip
+
+
 # --- beyond the paper ------------------------------------------------------------------------------------
 
 
@@ -179,7 +203,7 @@ def sample_quality(
     targets = check_request(targets, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # extrapolation targets are intended here
-        frame = generator.generate(targets, n, balance="none", seed=seed)
+        frame = generator.generate(targets, n, balance="none", seed=seed, method="paper")
     if frame.empty:
         raise EvaluateError("the model generated no non-empty composition")
     per_target = frame.groupby("target")["formula"]
@@ -229,7 +253,9 @@ def valence_metrics(
     for method in methods:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            frame = generator.generate(targets, n, balance=method, seed=seed, max_iterations=max_iterations)
+            frame = generator.generate(
+                targets, n, balance=method, seed=seed, max_iterations=max_iterations, method="paper"
+            )
         distance, index = nearest.query(formula_fractions(frame["formula"], generator.vocabulary))
         frame = frame.assign(
             reference_row=index, reference_property=nearest.y[index], reference_distance=distance

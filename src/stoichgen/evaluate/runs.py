@@ -14,9 +14,15 @@ import pandas as pd
 
 from stoichgen.discover.pipeline import Generator
 from stoichgen.errors import EvaluateError, check_int, check_targets
-from stoichgen.evaluate.metrics import check_request, property_metrics, sample_quality, target_metrics
+from stoichgen.evaluate.metrics import (
+    calibration,
+    check_request,
+    property_metrics,
+    sample_quality,
+    target_metrics,
+)
 from stoichgen.nearest import NearestIndex
-from stoichgen.predict import MAX_SAMPLES, Predictor, Sampler
+from stoichgen.predict import MAX_SAMPLES, Predictor, Sampler, Surrogate
 from stoichgen.run import RunRecord
 
 
@@ -107,7 +113,15 @@ def evaluate_run(
             "judge_mae": quality.judge_mae, "judge_mae_novel": quality.judge_mae_novel,
             "seconds": time.perf_counter() - started,
         })  # fmt: skip
-    if record.kind.predicts:
+    if record.kind.spread:
+        started = time.perf_counter()
+        c = calibration(Surrogate.from_record(record), test)
+        rows.append({
+            "metric": "surrogate on the test split", "mae": c.mae, "rmse": c.rmse, "targets": c.n,
+            "samples": c.n, "within_1_spread": c.within_1, "within_2_spread": c.within_2,
+            "median_spread": c.median_spread, "seconds": time.perf_counter() - started,
+        })  # fmt: skip
+    elif record.kind.predicts:
         started = time.perf_counter()
         m = property_metrics(Predictor.from_record(record), test)
         rows.append({

@@ -163,7 +163,9 @@ def _examples(ctx: _Context, spec: RunSpec, targets: Sequence[float], n: int) ->
     """Raw generated compositions (no balancing) with P(x~), the nearest composition and near(y)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frame = ctx.generator(spec).generate(list(targets), n, balance="none", seed=spec.split_seed)
+        frame = ctx.generator(spec).generate(
+            list(targets), n, balance="none", seed=spec.split_seed, method="paper"
+        )
     _, index = ctx.nearest(spec, "b").query(formula_fractions(frame["formula"], ctx.dataset.vocabulary))
     rows = ctx.dataset.frame.iloc[index]
     return [

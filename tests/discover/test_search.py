@@ -1,0 +1,128 @@
+"""The guided search: its space equals SMACT's verdict, and guided rows are valid, constrained, repeatable."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+import pytest
+from smact.screening import smact_validity
+
+import stoichgen
+from stoichgen.discover.search import formula_text, valid_counts
+from stoichgen.errors import GenerateError
+
+
+@pytest.mark.parametrize(
+    "elements",
+    [
+        ("Li", "O"),
+        ("O", "Fe"),
+        ("Li", "O", "Mn"),
+        ("Na", "S", "Cl"),
+        ("Cu", "Zn"),
+        ("Li", "N", "O", "Fe"),
+        ("Mg", "Al", "Ni"),
+    ],
+)
+def test_space_is_exactly_what_smact_accepts(elements):
+    """Every reduced count vector up to 8 atoms: in the space if and only if SMACT says valid."""
+    max_atoms = 8
+    inside = {tuple(c) for c in valid_counts(elements, max_atoms).tolist()}
+    for counts in itertools.product(range(1, max_atoms + 1), repeat=len(elements)):
+        if sum(counts) > max_atoms or math.gcd(*counts) != 1:
+            continue
+        formula = "".join(f"{e}{c}" for e, c in zip(elements, counts, strict=True))
+        assert (counts in inside) == smact_validity(formula), formula
+
+
+def test_formula_text_is_pymatgens_reduced_formula():
+    from pymatgen.core import Composition
+
+    for elements, counts in [(("O", "Fe"), (3, 2)), (("Li", "Mn", "O"), (1, 2, 4)), (("Na", "Cl"), (1, 1))]:
+        text = formula_text(elements, counts)
+        assert text == Composition(dict(zip(elements, counts, strict=True))).reduced_formula
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return stoichgen.Generator.default()
+
+
+CONSTRAINTS = [
+    {},
+    {"elements": "Li,Na,Mg,Mn,Fe,Co,Ni,O,S,F", "require": "O"},
+    {"exclude": "O,Pb,Hg,Cd,Tl", "max_elements": 3},
+    {"require": "Li,P", "max_elements": 4},
+]
+
+
+@pytest.mark.parametrize(
+    "constraint", CONSTRAINTS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "none"
+)
+def test_guided_rows_are_valid_and_never_leak(generator, constraint):
+    df = generator.generate([-2.5, -1.0], n=256, seed=3, **constraint)
+    assert len(df) == 512
+    # independent of the code's own flags: SMACT itself on every integer formula
+    assert all(smact_validity(f) for f in df["formula"])
+    assert (df["charge_neutral"] | df["intermetallic"]).all()
+    assert not df.duplicated(["target", "formula"]).any() and df["novel"].all()
+    allowed = set(constraint.get("elements", "").split(",")) - {""}
+    banned = set(constraint.get("exclude", "").split(",")) - {""}
+    required = set(constraint.get("require", "").split(",")) - {""}
+    for formula in df["formula"]:
+        symbols = set(re.findall(r"[A-Z][a-z]?", formula))
+        assert not allowed or symbols <= allowed, formula
+        assert not symbols & banned, formula
+        assert required <= symbols, formula
+        assert len(symbols) <= constraint.get("max_elements", 4)
+    assert (df.groupby("target")["rank"].apply(lambda r: list(r) == list(range(1, 257)))).all()
+    assert (df.groupby("target")["score"].apply(lambda s: s.is_monotonic_increasing)).all()
+
+
+def test_realistic_sizes_and_hits_by_the_surrogate(generator):
+    df = generator.generate(-2.0, n=256, seed=0)
+    assert df["n_atoms"].median() <= 20 and df["n_atoms"].max() <= 20
+    assert abs(df["n_elements"].mean() - 3.36) <= 0.5
+    assert (df["predicted_property"] - (-2.0)).abs().median() < 0.05  # the surrogate's own view
+
+
+def test_same_seed_same_rows(generator):
+    a = generator.generate(-1.5, n=64, seed=5)
+    b = generator.generate(-1.5, n=64, seed=5)
+    assert a.equals(b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"balance": "exact"}, "balance apply to method 'paper' only"),
+        ({"threshold": 0.1, "unique": True}, "threshold, unique apply to method 'paper' only"),
+        ({"method": "magic"}, "unknown method 'magic'"),
+        ({"require": "O", "exclude": "O"}, "both required and excluded"),
+        ({"max_atoms": 31}, "max_atoms must be an integer between 2 and 30"),
+    ],
+)
+def test_bad_guided_requests(generator, kwargs, message):
+    with pytest.raises(
+        GenerateError if "max_atoms" not in kwargs else stoichgen.StoichgenError, match=message
+    ):
+        generator.generate(-2.0, n=4, **kwargs)
+
+
+def test_include_known_lets_training_formulas_through(generator):
+    df = generator.generate(-0.01, n=128, seed=1, include_known=True, elements="Cu,Zn,Al,Ni")
+    known = df[~df["novel"]]
+    assert len(known) > 0
+    assert set(known["formula"]) <= set(generator.reference.formulas) | set(known["formula"])
+
+
+def test_cli_guided_prints_ranked_rows(capsys):
+    from stoichgen.cli import main
+
+    assert main(["generate", "--target", "-2.0", "-n", "5", "--require", "O"]) == 0
+    captured = capsys.readouterr()
+    assert "guided search" in captured.err and "score" in captured.out and "uncertainty" in captured.out
+    assert main(["generate", "--target", "-2.0", "-n", "5", "--balance", "exact"]) == 2
+    assert "apply to method 'paper' only" in capsys.readouterr().err
