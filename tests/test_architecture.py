@@ -81,3 +81,11 @@ def test_generating_and_evaluating_never_load_training():
 def test_no_module_is_a_room_of_many_jobs():
     sizes = {path.name: len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
     assert max(sizes.values()) <= 500, sizes
+
+
+def test_no_method_imports_the_judge():
+    """The discovery benchmark's judge is used by no method: nothing outside evaluate/ imports it."""
+    for module, path in _modules():
+        if module.startswith(("stoichgen.evaluate", "stoichgen.cli")):
+            continue
+        assert "stoichgen.evaluate.judge" not in _imports(path), module
