@@ -3,16 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stoichgen.models import (
-    DNN,
-    MODEL_KINDS,
-    CondGAN,
-    CondGANConfig,
-    CondVAE,
-    CondVAEConfig,
-    DNNConfig,
-    kind_of,
-)
+from stoichgen import models
+from stoichgen.models import DNN, CondGAN, CondGANConfig, CondVAE, CondVAEConfig, DNNConfig
 
 
 @pytest.fixture
@@ -103,7 +95,7 @@ def test_textbook_critic_loss_is_double_backprop():
 
 
 def test_registry_names_every_kind():
-    for name, kind in MODEL_KINDS.items():
+    for name, kind in models.MODEL_KINDS.items():
         model = kind.module(kind.config(x_dim=5))
-        assert kind_of(model).name == name
+        assert models.kind_of(model).name == name
         assert hasattr(model, "sample") == kind.samples and hasattr(model, "predict") == kind.predicts

@@ -25,8 +25,16 @@ class Column:
     meaning: str
 
 
+# both methods: the target, and the nearest known composition of each row
+TARGET = Column("target", float, "the requested property value")
+NEAREST_COLUMNS: tuple[Column, ...] = (
+    Column("nearest_formula", object, "the nearest composition of the generator's training split "
+           "(Euclidean, x^b of the row in the generator's normalised units)"),
+    Column("nearest_property", float, "its property"),
+    Column("nearest_distance", float, "its distance"),
+)  # fmt: skip
 GUIDED_COLUMNS: tuple[Column, ...] = (
-    Column("target", float, "the requested property value"),
+    TARGET,
     Column("rank", np.int64, "1 = best score at this target"),
     Column("formula", object, "reduced integer formula"),
     Column("composition", object, "atomic fractions, paper style (`Li0.29O0.57Mn0.14`)"),
@@ -46,14 +54,11 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
            "cations less electronegative than anions)"),
     Column("intermetallic", bool, "metals only (SMACT accepts these as alloys; no oxidation states)"),
     Column("smact_valid", bool, "SMACT's `smact_validity` on `formula` (True for every guided row)"),
-    Column("nearest_formula", object, "the nearest composition of the training split (Euclidean, x^b in "
-           "the generator's normalised units)"),
-    Column("nearest_property", float, "its property"),
-    Column("nearest_distance", float, "its distance"),
+    *NEAREST_COLUMNS,
     Column("novel", bool, "`formula` is not in the training split (all rows unless `include_known`)"),
 )  # fmt: skip
 PAPER_COLUMNS: tuple[Column, ...] = (
-    Column("target", float, "the requested property value"),
+    TARGET,
     Column("draw", np.int64, "index of the draw (per target) the row came from"),
     Column("raw_composition", object, "the thresholded, renormalised generated fractions before balancing "
            "(paper style, `Li0.29O0.58Mn0.13`)"),
@@ -73,10 +78,7 @@ PAPER_COLUMNS: tuple[Column, ...] = (
     Column("predicted_property", float, "the CondGAN's own P head on the generated vector itself (after "
            "constraint masking, before thresholding), as in the paper's Table 3; NaN for a CondVAE"),
     Column("predicted_property_balanced", float, "P of the balanced composition, x^p recomputed from it"),
-    Column("nearest_formula", object, "the nearest composition of the model's training split (Euclidean, "
-           "balanced x^b in the model's normalised units)"),
-    Column("nearest_property", float, "its property"),
-    Column("nearest_distance", float, "its distance"),
+    *NEAREST_COLUMNS,
     Column("novel", bool, "`formula` is not a reduced formula of the training split"),
 )  # fmt: skip
 NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_COLUMNS)

@@ -113,19 +113,30 @@ def evaluate_run(
             "judge_mae": quality.judge_mae, "judge_mae_novel": quality.judge_mae_novel,
             "seconds": time.perf_counter() - started,
         })  # fmt: skip
-    if record.kind.spread:
+    if record.kind.predicts:
         started = time.perf_counter()
-        c = calibration(Surrogate.from_record(record), test)
-        rows.append({
-            "metric": "surrogate on the test split", "mae": c.mae, "rmse": c.rmse, "targets": c.n,
-            "samples": c.n, "within_1_spread": c.within_1, "within_2_spread": c.within_2,
-            "median_spread": c.median_spread, "seconds": time.perf_counter() - started,
-        })  # fmt: skip
-    elif record.kind.predicts:
-        started = time.perf_counter()
-        m = property_metrics(Predictor.from_record(record), test)
-        rows.append({
-            "metric": "Table 4, P(.) on the test split", "mae": m.mae, "rmse": m.rmse, "distance_e3": np.nan,
-            "targets": m.n, "samples": m.n, "empty": 0, "seconds": time.perf_counter() - started,
-        })  # fmt: skip
+        if record.kind.spread:
+            c = calibration(Surrogate.from_record(record), test)
+            name, mae, rmse, n = "surrogate on the test split", c.mae, c.rmse, c.n
+            extra = {
+                "within_1_spread": c.within_1,
+                "within_2_spread": c.within_2,
+                "median_spread": c.median_spread,
+            }
+        else:
+            m = property_metrics(Predictor.from_record(record), test)
+            name, mae, rmse, n = "Table 4, P(.) on the test split", m.mae, m.rmse, m.n
+            extra = {"distance_e3": np.nan, "empty": 0}
+        seconds = time.perf_counter() - started
+        rows.append(
+            {
+                "metric": name,
+                "mae": mae,
+                "rmse": rmse,
+                "targets": n,
+                "samples": n,
+                **extra,
+                "seconds": seconds,
+            }
+        )
     return pd.DataFrame(rows)
