@@ -28,6 +28,7 @@ from stoichgen.discover.pipeline import (
     METHODS,
     Generator,
 )
+from stoichgen.discover.stability import annotate, hull_of, plot_hull, read_table
 from stoichgen.errors import SEED_MAX, GenerateWarning, StoichgenError
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
 from stoichgen.options import MAX_STEPS
@@ -213,6 +214,41 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hull(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, args.force)  # refuse before any work
+    table = read_table(args.file, args.composition_column, args.property_column)
+    if args.reference is None:
+        reference = load_mp_formation_energy()
+    else:
+        reference = load_csv(
+            args.reference, args.reference_composition_column, args.reference_property_column
+        )
+    hull = hull_of(reference)
+    out = annotate(table, args.composition_column, args.property_column, hull)
+    bad = out[out["hull_error"] != ""]
+    for row, reason in zip(bad.index, bad["hull_error"], strict=True):
+        print(f"stoichgen: warning: row {row + 2}: {reason}", file=sys.stderr)  # the header is line 1
+    print(
+        f"{len(out) - len(bad)} of {len(out)} rows on the hull of {len(hull):,} known compounds "
+        f"({reference.report.source}); {int((out['e_above_hull'] <= 0).sum())} at or below it",
+        file=sys.stderr,
+    )
+    if args.plot is not None:
+        good = out[out["hull_error"] == ""]
+        energies = [float(v) for v in good[args.property_column]]
+        print(
+            f"plot: {plot_hull(hull, list(good[args.composition_column]), energies, args.plot)}",
+            file=sys.stderr,
+        )
+    if args.output is not None:
+        write_table(out, args.output, force=args.force)
+        print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
+    else:
+        print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from stoichgen.paper import Plan, reproduce  # trains: only this command needs the training code
 
@@ -345,6 +381,25 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     ev.add_argument("-o", "--output", metavar="FILE", help="also write the table (.csv or .json)")
     ev.add_argument("--force", action="store_true", help="overwrite an existing output file")
     ev.set_defaults(handler=_evaluate)
+
+    hu = commands.add_parser(
+        "hull",
+        help="where each row would sit on the convex hull of known compounds",
+        description="For every row (a composition and its formation energy in eV/atom), add e_above_hull "
+        "(eV/atom; negative: below the known hull), decomposition (the competing products) and n_known "
+        "(known compounds in its chemical system), on pymatgen's PhaseDiagram with every element at 0. "
+        "Known compounds: the bundled MP set, or --reference CSV. Bad rows are reported by row and reason.",
+    )
+    hu.add_argument("file", metavar="FILE", help="a CSV of candidates")
+    hu.add_argument("--composition-column", default="formula", metavar="C")
+    hu.add_argument("--property-column", default="predicted_property", metavar="P", help="eV/atom")
+    hu.add_argument("--reference", metavar="CSV", help="known compounds instead of the bundled MP set")
+    hu.add_argument("--reference-composition-column", default="composition", metavar="C")
+    hu.add_argument("--reference-property-column", default="property", metavar="P")
+    hu.add_argument("--plot", metavar="PNG", help="the phase diagram of a ternary or quaternary system")
+    hu.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
+    hu.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    hu.set_defaults(handler=_hull)
 
     rep = commands.add_parser(
         "reproduce",

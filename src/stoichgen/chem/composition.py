@@ -220,3 +220,12 @@ def integer_formula(fractions: dict[str, float], max_denominator: int = 100) -> 
     """Reduced integer formula of fractional amounts, e.g. {Li: 0.29, O: 0.58, Mn: 0.13} -> Li29Mn13O58."""
     formula, _ = Composition(fractions).get_integer_formula_and_factor(max_denominator=max_denominator)
     return Composition(formula).reduced_formula
+
+
+def fraction_dicts(x: np.ndarray, symbols: tuple[str, ...]) -> list[dict[str, float]]:
+    """The non-zero fractions of each row of x (N, V) as ``{symbol: fraction}``."""
+    rows, cols = np.nonzero(x)
+    out: list[dict[str, float]] = [{} for _ in range(len(x))]
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        out[r][symbols[c]] = float(x[r, c])
+    return out

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stoichgen.chem.composition import DEFAULT_THRESHOLD, paper_string, threshold_fractions
+from stoichgen.chem.hull import Hull
 from stoichgen.chem.screening import SMACT_METALS
 from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
@@ -26,6 +27,7 @@ from stoichgen.errors import GenerateError, GenerateWarning
 from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler, Surrogate
 
+HULL_REFILL = 4  # with max_e_hull: candidates drawn per row wanted, before the hull filter
 GENERATOR_SEEDS = 256  # samples drawn from the generator per target for its element sets
 RANDOM_SEEDS = 100  # random element sets per target
 
@@ -79,8 +81,12 @@ def generate_guided(
     seed: int,
     max_atoms: int,
     include_known: bool,
+    hull: Hull | None = None,
+    max_e_hull: float | None = None,
 ) -> pd.DataFrame:
-    """``n`` ranked candidates per target (columns ``schema.GUIDED_COLUMNS``)."""
+    """``n`` ranked candidates per target (columns ``schema.GUIDED_COLUMNS``). With a ``hull`` (the
+    property is a formation energy) rows get their place on it; ``max_e_hull`` keeps only rows at or
+    below that e_above_hull, drawing more candidates from the search to refill."""
     vocabulary = surrogate.vocabulary
     allowed = frozenset(vocabulary.symbols[i] for i in np.flatnonzero(constraints.allowed))
     required = tuple(vocabulary.symbols[i] for i in constraints.required)
@@ -93,7 +99,12 @@ def generate_guided(
     progress = tqdm(targets, desc="guided search", unit="target", delay=2, disable=not sys.stderr.isatty())
     for t_index, target in enumerate(progress):
         rng = np.random.default_rng([seed, t_index])
-        candidates = search.run(float(target), n, seed_sets(search, sampler, float(target), seed, rng))
+        seeds = seed_sets(search, sampler, float(target), seed, rng)
+        if max_e_hull is None:
+            candidates = search.run(float(target), n, seeds)
+        else:
+            pool = search.run(float(target), HULL_REFILL * n, seeds)
+            candidates = [c for c in pool if hull.query(c.formula, c.mean).e_above_hull <= max_e_hull][:n]
         if len(candidates) < n:
             warnings.warn(
                 f"target {target:g}: the search space ({constraints.description}, at most {max_atoms} atoms, "
@@ -110,6 +121,8 @@ def generate_guided(
     distance, index = nearest.query(x)
     intermetallic = np.array([set(c.elements) <= SMACT_METALS for _, _, c in found])
     cands = [c for _, _, c in found]
+    on_hull = [hull.query(c.formula, c.mean) for c in cands] if hull is not None else []
+    e_hull = [r.e_above_hull for r in on_hull] if on_hull else [np.nan] * len(cands)
     return schema.frame(
         {
             "target": [t for t, _, _ in found],
@@ -122,6 +135,9 @@ def generate_guided(
             "n_atoms": [sum(c.counts) for c in cands],
             "predicted_property": [c.mean for c in cands],
             "uncertainty": [c.spread for c in cands],
+            "e_above_hull": e_hull,
+            "e_above_hull_uncertainty": [c.spread if hull is not None else np.nan for c in cands],
+            "decomposition": [r.decomposition for r in on_hull] if on_hull else [""] * len(cands),
             "score": [c.score for c in cands],
             "source": [c.source for c in cands],
             "charge_neutral": ~intermetallic,

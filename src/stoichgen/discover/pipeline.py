@@ -1,26 +1,21 @@
-"""The user's main job: compositions at a target property, decoded, charge balanced, screened and compared.
+"""The user's main job: candidate compositions at a target property (``Generator``).
 
-``Generator`` wraps a trained CondGAN or CondVAE run: it samples raw vectors at the target (``Sampler``),
-enforces element constraints, decodes with the paper's threshold (TH = 0.03, renormalised; Sec. 5.2),
-balances the valence (``chem.balance``, MH by default; Sec. 4), and annotates every row with SMACT
-validity, the model's own property prediction P(x~) and the nearest composition of the model's training
-split (Sec. 6). The output columns are ``discover.schema.COLUMNS``.
+``method="guided"`` (default): the guided search of ``discover.guided`` / ``discover.search``.
+``method="paper"``: the paper's pipeline on a CondGAN or CondVAE run: sample raw vectors at the target,
+enforce element constraints, decode with TH = 0.03 (Sec. 5.2), balance the valence (MH by default,
+Sec. 4), annotate with SMACT validity, P(x~) and the nearest training composition (Sec. 6).
 
 >>> gen = Generator.default()
->>> df = gen.generate(-2.0, n=8, require="O", exclude="Pb,Hg,Cd", seed=0)
+>>> df = gen.generate(-2.0, n=8, require="O", exclude="Pb,Hg,Cd", seed=0, method="paper")
 >>> len(df), bool(df["formula"].str.contains("O").all())
 (8, True)
 
-Constraints (``elements``, ``require``, ``exclude``, ``max_elements``) never leak. The x^b columns of
-disallowed elements are zeroed in the raw vector before thresholding, so they cannot appear; rows that
-decode empty (nothing at or above the threshold), lack a required element or have more than
-``max_elements`` elements (and, with ``neutral_only``, rows left not charge neutral) are rejected and
-replaced by fresh draws with new noise, in at most ``max_rounds`` rounds (each sized from the acceptance
-rate so far, at most ``MAX_ROUND_DRAWS`` vectors, and at most ``max(100 n, 10,000)`` vectors per target).
-Requested rows still unfilled after that are dropped with a ``GenerateWarning`` that says why rows
-were rejected, never kept: the output holds only rows that satisfy every constraint, which is checked
-again on the balanced fractions and the output formulas. ``df.attrs`` counts ``redrawn`` rows (and
-why), ``dropped`` rows and ``duplicates_removed`` (``unique``).
+Paper method constraints never leak: disallowed x^b columns are zeroed before thresholding; rows that
+decode empty, lack a required element, exceed ``max_elements`` (or, with ``neutral_only``, stay not
+neutral) are redrawn with fresh noise, in at most ``max_rounds`` rounds of at most ``MAX_ROUND_DRAWS``
+vectors (``max(100 n, 10,000)`` per target in all). Rows still unfilled are dropped with a
+``GenerateWarning`` that says why; output is re-checked on balanced fractions and formulas.
+``df.attrs`` counts ``redrawn`` (and why), ``dropped`` and ``duplicates_removed``.
 """
 
 from __future__ import annotations
@@ -44,10 +39,12 @@ from stoichgen.chem.balance import (
 from stoichgen.chem.composition import (
     DEFAULT_THRESHOLD,
     Vocabulary,
+    fraction_dicts,
     integer_formula,
     paper_string,
     threshold_fractions,
 )
+from stoichgen.chem.hull import Hull
 from stoichgen.chem.oxidation import MAX_ASSIGNMENTS, OXIDATION_TABLES, affordable_rows
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.discover import schema
@@ -81,14 +78,6 @@ MAX_ITERATIONS = 100_000  # MH iterations per chain
 
 def _derived_seed(*entropy: int) -> int:
     return int(np.random.SeedSequence(list(entropy)).generate_state(1, dtype=np.uint32)[0])
-
-
-def _fraction_dicts(x: np.ndarray, symbols: tuple[str, ...]) -> list[dict[str, float]]:
-    rows, cols = np.nonzero(x)
-    out: list[dict[str, float]] = [{} for _ in range(len(x))]
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        out[r][symbols[c]] = float(x[r, c])
-    return out
 
 
 @dataclass
@@ -125,6 +114,7 @@ class Generator:
         self._reference = reference
         self._nearest: NearestIndex | None = None
         self._chemistry: Chemistry | None = None
+        self._hull: Hull | None = None
         if surrogate is not None and surrogate.vocabulary != sampler.vocabulary:
             raise GenerateError(
                 f"the surrogate {surrogate.record.source} knows {len(surrogate.vocabulary)} elements, the "
@@ -157,6 +147,15 @@ class Generator:
         if not (run_dir / CHECKPOINT).is_file():
             raise GenerateError("no bundled default model; give a run directory (model=RUN_DIR)")
         return cls.from_run(run_dir)
+
+    @property
+    def hull(self) -> Hull | None:
+        """The training split's convex hull if its property is a formation energy (MP set), else None."""
+        if self.sampler.record.data.csv is not None:
+            return None
+        if self._hull is None:
+            self._hull = Hull(self.reference.formulas, self.reference.y)
+        return self._hull
 
     @property
     def chemistry(self) -> Chemistry:
@@ -193,6 +192,7 @@ class Generator:
         *,
         method: str = "guided",
         include_known: bool = False,
+        max_e_hull: float | None = None,
         balance: str = "mh",
         elements: str | Iterable[str] | None = None,
         require: str | Iterable[str] | None = None,
@@ -209,23 +209,15 @@ class Generator:
     ) -> pd.DataFrame:
         """``n`` compositions per target, one row each.
 
-        ``method="guided"`` (the default): the guided search (``discover.guided``), rows ranked by score
-        (columns ``schema.GUIDED_COLUMNS``): valid, unique, small formulas; ``include_known`` lets
-        training-split formulas through. The options below from ``balance`` to ``max_iterations`` belong
-        to the paper's pipeline and are refused here unless left at their defaults.
-
-        ``method="paper"``: the paper's pipeline, in draw order (columns ``schema.PAPER_COLUMNS``):
-
-        ``balance``: ``"none"``, ``"mh"`` (paper Sec. 4) or ``"exact"`` (``charge.balance``).
-        ``elements`` (only these may appear), ``require``, ``exclude``: symbols, as ``"Li,O"`` or a list.
-        ``max_elements``: at most this many elements per composition. ``unique``: keep the first row per
-        (target, formula). ``neutral_only``: also reject rows not charge neutral after balancing.
-        Targets outside the training property range warn (``ExtrapolationWarning``); requested rows that
-        cannot be filled within ``max_rounds`` redraw rounds are dropped with a ``GenerateWarning``.
-        ``max_iterations``: MH iterations per chain (the authors used 10,000; the default 3,000 keeps a
-        256-row call under 2 s, and on the bundled model only about 1 % of chains need more).
-        ``max_atoms``: the largest formula unit ``"exact"`` balancing searches (``charge.exact_balance``).
-        The same inputs and ``seed`` give the same rows.
+        ``method="guided"`` (default): ranked, valid, unique small formulas (``schema.GUIDED_COLUMNS``);
+        ``include_known`` lets training formulas through; ``max_e_hull`` keeps rows at or below it (a
+        formation-energy property only). ``balance`` .. ``max_iterations`` are the paper method's.
+        ``method="paper"``: rows in draw order (``schema.PAPER_COLUMNS``); ``balance``: ``"none"``, ``"mh"``
+        (Sec. 4) or ``"exact"``; ``unique``: first row per (target, formula); ``neutral_only``: also
+        redraw rows left not neutral; ``max_iterations``: MH iterations per chain (authors: 10,000).
+        Both: ``elements`` (only these), ``require``, ``exclude`` as ``"Li,O"`` or a list;
+        ``max_elements``; ``max_atoms`` (largest formula unit); targets outside the training range warn
+        (``ExtrapolationWarning``). The same inputs and ``seed`` give the same rows.
         """
         targets = check_targets(target)
         n = check_int(n, "n", 1, MAX_ROWS)
@@ -249,9 +241,14 @@ class Generator:
             }, self.surrogate)  # fmt: skip
             constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)
             self._warn_extrapolation(targets)
+            if max_e_hull is not None and self.hull is None:
+                record = self.sampler.record
+                raise GenerateError(f"max_e_hull needs a formation energy; {record.data.describe()} gives "
+                                    f"{record.property_name!r}")  # fmt: skip
             frame = generate_guided(
                 self.surrogate, self.chemistry, self.sampler, self.reference, self.nearest, targets, n,
-                constraints, seed, max_atoms, include_known,
+                constraints, seed, max_atoms, include_known, self.hull,
+                None if max_e_hull is None else check_number(max_e_hull, "max_e_hull"),
             )  # fmt: skip
             frame.attrs.update({"method": method, "targets": targets.tolist(), "n": n, "seed": seed,
                                 "constraints": constraints.description, "max_atoms": max_atoms})  # fmt: skip
@@ -447,7 +444,7 @@ class Generator:
         kept = threshold_fractions(raw[:, :n_b], options["threshold"])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="No Pauling electronegativity")
-            balanced_fractions = _fraction_dicts(x, symbols)
+            balanced_fractions = fraction_dicts(x, symbols)
             formulas = [integer_formula(f) for f in balanced_fractions]
             unique_formulas = sorted(set(formulas))
             valid = dict(zip(unique_formulas, screen_formulas(unique_formulas), strict=True))
@@ -465,7 +462,7 @@ class Generator:
             {
                 "target": np.repeat(targets, counts),
                 "draw": np.concatenate([i for d in per_target for i in d.draw]).astype(np.int64),
-                "raw_composition": [paper_string(f) for f in _fraction_dicts(kept, symbols)],
+                "raw_composition": [paper_string(f) for f in fraction_dicts(kept, symbols)],
                 "composition": [paper_string(f) for f in balanced_fractions],
                 "formula": formulas,
                 "n_elements": present.sum(axis=1).astype(np.int64),

@@ -1,0 +1,125 @@
+"""Where a composition would sit on the convex hull of known compounds: ``e_above_hull`` and the
+competing products, on pymatgen's ``PhaseDiagram``.
+
+Every known composition is a ``PDEntry`` whose energy is its formation energy per atom times its atoms;
+every element gets a zero-energy reference (an element's ground state has formation energy 0 by
+definition, and a data set's elemental rows are often other polymorphs: Ba +0.74, C +0.44 eV/atom).
+One diagram per chemical system, built on first use and cached, so a batch in one system pays once.
+
+>>> hull = Hull.from_formulas(["Li2O", "LiO2"], [-2.1, -1.0])
+>>> result = hull.query("Li2O2", -1.5)
+>>> round(result.e_above_hull, 3), result.decomposition, result.n_known
+(0.075, 'Li2O + O2', 2)
+>>> round(hull.query("Li2O2", -1.7).e_above_hull, 3)  # below the known hull: a would-be new stable phase
+-0.125
+>>> hull.query("XeF2", -1.0).reason
+'no known compound holds F, Xe'
+
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
+
+from stoichgen.chem.composition import parse_formula
+from stoichgen.chem.screening import SYMBOL
+from stoichgen.errors import FormulaError, InputError
+
+__all__ = ["Hull", "HullResult", "MAX_SYSTEM_ELEMENTS"]
+
+MAX_SYSTEM_ELEMENTS = 10  # 2^10 subsystems to gather; no MP composition has more than 8 elements
+
+
+@dataclass(frozen=True)
+class HullResult:
+    """``e_above_hull`` in eV/atom (NaN with ``reason`` when it cannot be computed), the competing
+    products (``A + B``), and how many known compounds the chemical system holds."""
+
+    e_above_hull: float
+    decomposition: str
+    n_known: int
+    reason: str = ""
+
+
+class Hull:
+    """Known compounds (reduced formulas and formation energies per atom), queried per chemical system.
+
+    Entries are made only for the systems queried, so a hull over 49,543 compounds costs nothing until
+    it is asked about one system.
+    """
+
+    def __init__(self, formulas: Sequence[str], energies: Sequence[float]) -> None:
+        if len(formulas) != len(energies):
+            raise InputError(f"{len(formulas)} known formulas but {len(energies)} energies")
+        self._formulas = list(formulas)
+        self._energies = [float(e) for e in energies]
+        self._by_system: dict[frozenset[str], list[int]] = {}
+        for row, (formula, energy) in enumerate(zip(self._formulas, self._energies, strict=True)):
+            if not math.isfinite(energy):
+                raise InputError(f"known compound {formula!r}: energy {energy!r} is not finite")
+            self._by_system.setdefault(frozenset(SYMBOL.findall(formula)), []).append(row)
+        self.elements = frozenset().union(*self._by_system) if self._by_system else frozenset()
+        self._diagram = functools.lru_cache(maxsize=4096)(self._build)
+
+    @classmethod
+    def from_formulas(cls, formulas: Sequence[str], energies: Sequence[float]) -> Hull:
+        return cls([parse_formula(f).formula.replace(" ", "") for f in formulas], energies)
+
+    def __len__(self) -> int:
+        return len(self._formulas)
+
+    def known_in(self, system: frozenset[str]) -> list[PDEntry]:
+        """Known entries whose elements all lie in ``system``."""
+        if len(system) > MAX_SYSTEM_ELEMENTS:
+            raise InputError(f"a chemical system of {len(system)} elements (at most {MAX_SYSTEM_ELEMENTS})")
+        members = sorted(system)
+        rows: list[int] = []
+        for k in range(1, len(members) + 1):
+            for subset in combinations(members, k):
+                rows += self._by_system.get(frozenset(subset), [])
+        entries = []
+        for row in rows:
+            comp = Composition(self._formulas[row])
+            entries.append(PDEntry(comp, self._energies[row] * comp.num_atoms))
+        return entries
+
+    def _build(self, system: frozenset[str]) -> tuple[PhaseDiagram, int]:
+        known = self.known_in(system)
+        references = [PDEntry(Composition(symbol), 0.0) for symbol in sorted(system)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return PhaseDiagram(known + references), len(known)
+
+    def diagram(self, system: frozenset[str]) -> tuple[PhaseDiagram, int]:
+        """The system's phase diagram (cached) and its number of known compounds."""
+        return self._diagram(frozenset(system))
+
+    def query(self, formula: str | Composition, energy: float) -> HullResult:
+        """``e_above_hull`` of a composition with formation energy ``energy`` (eV/atom); never raises for
+        a bad row: the reason comes back instead."""
+        try:
+            comp = formula if isinstance(formula, Composition) else parse_formula(formula)
+        except FormulaError as err:
+            return HullResult(math.nan, "", 0, str(err))
+        if isinstance(energy, bool) or not isinstance(energy, int | float) or not math.isfinite(energy):
+            return HullResult(math.nan, "", 0, f"energy {energy!r} is not a finite number")
+        system = frozenset(el.symbol for el in comp)
+        unknown = sorted(system - self.elements)
+        if unknown:
+            return HullResult(math.nan, "", 0, f"no known compound holds {', '.join(unknown)}")
+        if len(system) > MAX_SYSTEM_ELEMENTS:
+            return HullResult(math.nan, "", 0, f"{len(system)} elements (at most {MAX_SYSTEM_ELEMENTS})")
+        diagram, n_known = self.diagram(system)
+        entry = PDEntry(comp, energy * comp.num_atoms)
+        decomposition, e_above = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
+        products = sorted(decomposition, key=lambda e: (-decomposition[e], e.composition.reduced_formula))
+        text = " + ".join(e.composition.reduced_formula for e in products)
+        return HullResult(float(e_above), text, n_known)

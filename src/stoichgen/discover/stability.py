@@ -1,0 +1,112 @@
+"""Stability against known compounds for a table of candidates: ``stoichgen hull``.
+
+For every row (a composition and its formation energy in eV/atom) ``annotate`` adds ``e_above_hull``
+(eV/atom; negative: below the known hull, a would-be new stable phase), ``decomposition`` (the competing
+products), ``n_known`` (known compounds in its chemical system) and ``hull_error`` (why a row could not
+be computed; empty otherwise). Bad rows keep their place with a reason; the rest are computed.
+
+>>> import pandas as pd
+>>> hull = Hull.from_formulas(["Li2O", "LiO2"], [-2.1, -1.0])
+>>> rows = pd.DataFrame({"c": ["Li2O2", "Li2O2", "XeF2"], "e": ["-1.5", "abc", "-1"]})
+>>> out = annotate(rows, "c", "e", hull)
+>>> out["e_above_hull"].round(3).tolist()[0], out["hull_error"].tolist()[1:]
+(0.075, ["energy 'abc' is not a number", 'no known compound holds F, Xe'])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram
+from pymatgen.core import Composition
+
+from stoichgen.chem.composition import parse_formula
+from stoichgen.chem.hull import Hull
+from stoichgen.data import DataError, Dataset
+from stoichgen.errors import FormulaError, InputError
+
+HULL_COLUMNS = ("e_above_hull", "decomposition", "n_known", "hull_error")
+
+
+def hull_of(dataset: Dataset) -> Hull:
+    """The hull of a data set's compounds (reduced formulas, property as formation energy per atom)."""
+    return Hull(list(dataset.frame["reduced_formula"]), dataset.y)
+
+
+def read_table(path: Path | str, composition_column: str, property_column: str) -> pd.DataFrame:
+    """A CSV of candidates as text (``NaN`` is sodium nitride), refused with a reason if unusable."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    except FileNotFoundError:
+        raise DataError(f"{str(path)!r}: no such file") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, IsADirectoryError) as err:
+        raise DataError(f"{str(path)!r}: cannot be read as CSV: {err}") from None
+    for column in (composition_column, property_column):
+        if column not in table.columns:
+            raise DataError(f"{str(path)!r}: missing column {column!r}; columns are {list(table.columns)}")
+    return table
+
+
+def annotate(table: pd.DataFrame, composition_column: str, property_column: str, hull: Hull) -> pd.DataFrame:
+    """``table`` with the hull columns added (see the module docstring)."""
+    results = []
+    for formula, value in zip(table[composition_column], table[property_column], strict=True):
+        try:
+            energy = float(str(value).strip())
+        except ValueError:
+            energy = None
+        if energy is None:
+            results.append((math.nan, "", 0, f"energy {value!r} is not a number"))
+            continue
+        try:
+            comp = parse_formula(str(formula))
+        except FormulaError as err:
+            results.append((math.nan, "", 0, str(err)))
+            continue
+        r = hull.query(comp, energy)
+        results.append((r.e_above_hull, r.decomposition, r.n_known, r.reason))
+    out = table.copy()
+    for name, column in zip(HULL_COLUMNS, zip(*results, strict=True) if results else [()] * 4, strict=True):
+        out[name] = list(column)
+    out["e_above_hull"] = out["e_above_hull"].astype(float)
+    out["n_known"] = out["n_known"].astype(np.int64)
+    return out
+
+
+def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], path: Path | str) -> Path:
+    """pymatgen's phase-diagram plot (matplotlib) of the candidates' ternary or quaternary system: the
+    known compounds, with the candidates highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    comps = [parse_formula(f) for f in formulas]
+    system = frozenset(el.symbol for c in comps for el in c)
+    if len(system) not in (3, 4):
+        raise InputError(
+            f"a hull picture needs a ternary or quaternary system; the rows span {len(system)} elements "
+            f"({', '.join(sorted(system))})"
+        )
+    known = hull.known_in(system)
+    candidates = [
+        PDEntry(c, e * c.num_atoms, name=f"{c.reduced_formula}*")
+        for c, e in zip(comps, energies, strict=True)
+        if math.isfinite(e)
+    ]
+    references = [PDEntry(Composition(s), 0.0) for s in sorted(system)]
+    diagram = PhaseDiagram(known + references + candidates)
+    axes = PDPlotter(diagram, backend="matplotlib", show_unstable=0.2).get_plot(
+        label_unstable=False, highlight_entries=candidates
+    )
+    figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
+    figure.set_size_inches(7, 6)
+    path = Path(path)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
