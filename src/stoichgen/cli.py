@@ -118,8 +118,8 @@ def _train(args: argparse.Namespace) -> int:
 
 # Columns printed to the terminal when no output file is given (the file has them all).
 GUIDED_SHOWN = (
-    "formula", "predicted_property", "uncertainty", "score", "source", "n_atoms", "nearest_formula",
-    "nearest_property",
+    "formula", "predicted_property", "uncertainty", "e_above_hull", "score", "source", "n_atoms",
+    "nearest_formula",
 )  # fmt: skip
 PAPER_SHOWN = (
     "formula",
@@ -156,6 +156,7 @@ def _generate(args: argparse.Namespace) -> int:
             args.n,
             method=args.method,
             include_known=args.include_known,
+            max_e_hull=args.max_e_hull,
             elements=args.elements,
             require=args.require,
             exclude=args.exclude,
@@ -325,6 +326,10 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     gen.add_argument(
         "--include-known", action="store_true", help="guided: let training-split formulas through"
     )
+    gen.add_argument(
+        "--max-e-hull", type=float, metavar="X",
+        help="guided: keep candidates at most X eV/atom above the known hull (formation energies only)",
+    )  # fmt: skip
     gen.add_argument(
         "--target", required=True, type=float, nargs="+", action="extend", metavar="Y",
         help="target property value(s); repeat or list several",

@@ -615,3 +615,14 @@ def test_readme_column_table_is_the_schema():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert markdown_table(PAPER_COLUMNS) in readme and markdown_table(GUIDED_COLUMNS) in readme
+
+
+def test_max_e_hull_needs_a_formation_energy(small_csv, run_dir, tmp_path):
+    """A run on the user's CSV (property of unknown meaning) has no hull: max_e_hull is refused."""
+    surrogate = _train(small_csv, tmp_path / "surrogate", model="surrogate", steps=2)
+    generator = Generator.from_run(run_dir, surrogate=surrogate)
+    assert generator.hull is None
+    with pytest.raises(GenerateError, match="max_e_hull needs a formation energy"):
+        generator.generate(-1.0, n=2, max_e_hull=0.0)
+    df = generator.generate(-1.0, n=4, seed=0)
+    assert df["e_above_hull"].isna().all() and (df["decomposition"] == "").all()

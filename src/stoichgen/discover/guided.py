@@ -106,9 +106,10 @@ def generate_guided(
             pool = search.run(float(target), HULL_REFILL * n, seeds)
             candidates = [c for c in pool if hull.query(c.formula, c.mean).e_above_hull <= max_e_hull][:n]
         if len(candidates) < n:
+            hull_limit = "" if max_e_hull is None else f", e_above_hull <= {max_e_hull:g}"
             warnings.warn(
                 f"target {target:g}: the search space ({constraints.description}, at most {max_atoms} atoms, "
-                f"{max_elements} elements) held only {len(candidates)} of {n} candidates",
+                f"{max_elements} elements{hull_limit}) held only {len(candidates)} of {n} candidates",
                 GenerateWarning,
                 stacklevel=3,
             )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram
+from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram, triangular_coord
 from pymatgen.core import Composition
 
 from stoichgen.chem.composition import parse_formula
@@ -80,7 +80,8 @@ def annotate(table: pd.DataFrame, composition_column: str, property_column: str,
 
 def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], path: Path | str) -> Path:
     """pymatgen's phase-diagram plot (matplotlib) of the candidates' ternary or quaternary system: the
-    known compounds, with the candidates highlighted."""
+    known stable compounds and hull, with the candidates as blue stars (ternary; quaternary: the 3-D
+    plot of known compounds only)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,11 +101,14 @@ def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], pa
         if math.isfinite(e)
     ]
     references = [PDEntry(Composition(s), 0.0) for s in sorted(system)]
-    diagram = PhaseDiagram(known + references + candidates)
-    axes = PDPlotter(diagram, backend="matplotlib", show_unstable=0.2).get_plot(
-        label_unstable=False, highlight_entries=candidates
-    )
+    diagram = PhaseDiagram(known + references)  # the known hull; candidates are drawn on top of it
+    axes = PDPlotter(diagram, backend="matplotlib", show_unstable=0).get_plot(label_unstable=False)
     figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
+    if len(system) == 3:
+        points = np.array([triangular_coord(diagram.pd_coords(c.composition)) for c in candidates])
+        axes.scatter(points[:, 0], points[:, 1], marker="*", s=160, c="tab:blue", edgecolors="k", zorder=10,
+                     label="candidates")  # fmt: skip
+        axes.legend(loc="upper right")
     figure.set_size_inches(7, 6)
     path = Path(path)
     figure.savefig(path, dpi=110, bbox_inches="tight")

@@ -1,0 +1,110 @@
+"""The hull against pymatgen's own PhaseDiagram, and the per-row reasons of `stoichgen hull`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
+
+from stoichgen.chem.hull import Hull
+from stoichgen.cli import main
+from stoichgen.data import load_mp_formation_energy
+from stoichgen.discover.stability import annotate, hull_of
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_mp_formation_energy()
+
+
+@pytest.fixture(scope="module")
+def hull(dataset):
+    return hull_of(dataset)
+
+
+def test_agrees_with_a_direct_phase_diagram(dataset, hull):
+    """300 random bundled compounds with perturbed energies (some pushed below the hull): the same
+    e_above_hull as pymatgen's PhaseDiagram built directly from the same reference, to 1e-6 eV/atom."""
+    rng = np.random.default_rng(0)
+    frame = dataset.frame
+    rows = rng.choice(len(frame), 300, replace=False)
+    below = 0
+    for row in rows:
+        comp, energy = frame["composition"].iloc[row], float(frame["property"].iloc[row])
+        energy += float(rng.normal(0.0, 0.15))
+        system = {el.symbol for el in comp}
+        known = [
+            PDEntry(c, y * c.num_atoms)
+            for c, y in zip(frame["composition"], frame["property"], strict=True)
+            if {el.symbol for el in c} <= system
+        ]
+        direct = PhaseDiagram(known + [PDEntry(Composition(s), 0.0) for s in system])
+        _, expected = direct.get_decomp_and_e_above_hull(
+            PDEntry(comp, energy * comp.num_atoms), allow_negative=True
+        )
+        result = hull.query(comp, energy)
+        assert result.e_above_hull == pytest.approx(expected, abs=1e-6), comp.reduced_formula
+        assert result.n_known == len(known)
+        below += expected < 0
+    assert below >= 20  # the test covers compounds below the known hull too
+
+
+def test_elements_are_references_at_zero():
+    hull = Hull.from_formulas(["Ba", "BaO"], [0.74, -2.8])  # the set's Ba row is another polymorph
+    assert hull.query("Ba", 0.1).e_above_hull == pytest.approx(0.1)
+    assert hull.query("Ba", 0.1).decomposition == "Ba"
+
+
+def test_bad_rows_get_reasons_and_nothing_is_dropped(hull):
+    table = pd.DataFrame(
+        {
+            "formula": ["Li2O", "Li2O", "Qq2", "", "NaN", "Li2O"],
+            "energy": ["-2.0", "abc", "-1", "-1", "-0.1", "inf"],
+        }
+    )
+    out = annotate(table, "formula", "energy", hull)
+    assert len(out) == len(table) and list(out["formula"]) == list(table["formula"])
+    reasons = out["hull_error"].tolist()
+    assert reasons[0] == "" and np.isfinite(out["e_above_hull"][0])
+    assert "not a number" in reasons[1]
+    assert "unknown element symbol 'Qq'" in reasons[2]
+    assert "empty formula" in reasons[3]
+    assert reasons[4] == ""  # sodium nitride, not a missing value
+    assert "not a finite number" in reasons[5]
+    assert out["e_above_hull"][1:4].isna().all()
+
+
+def test_elements_without_known_compounds_are_named():
+    hull = Hull.from_formulas(["Li2O"], [-2.0])
+    result = hull.query("Na2O", -1.0)
+    assert np.isnan(result.e_above_hull) and result.reason == "no known compound holds Na"
+
+
+def test_cli_hull(tmp_path, capsys):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\nLiMn2O4,-1.9\nLi3MnO4,abc\n")
+    out = tmp_path / "hull.csv"
+    png = tmp_path / "hull.png"
+    assert main(["hull", str(csv), "-o", str(out), "--plot", str(png)]) == 0
+    err = capsys.readouterr().err
+    assert "row 4: energy 'abc' is not a number" in err
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns)[-4:] == ["e_above_hull", "decomposition", "n_known", "hull_error"]
+    assert frame["n_known"][0] > 10 and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["hull", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["hull", str(csv), "--property-column", "energy"]) == 2
+    assert "missing column 'energy'" in capsys.readouterr().err
+
+
+def test_guided_rows_carry_their_place_on_the_hull():
+    import stoichgen
+
+    generator = stoichgen.Generator.default()
+    df = generator.generate(-2.0, n=32, seed=0)
+    assert df["e_above_hull"].notna().all() and (df["decomposition"] != "").all()
+    np.testing.assert_allclose(df["e_above_hull_uncertainty"], df["uncertainty"])
+    stable = generator.generate(-2.0, n=16, seed=0, max_e_hull=0.0)
+    assert len(stable) == 16 and (stable["e_above_hull"] <= 0).all()
