@@ -19,6 +19,7 @@ from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT
 from stoichgen.chem.composition import DEFAULT_THRESHOLD
 from stoichgen.chem.oxidation import OXIDATION_TABLES
 from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy
+from stoichgen.discover.guided import OBJECTIVES
 from stoichgen.discover.output import check_output, write_table
 from stoichgen.discover.pipeline import (
     DEFAULT_MODEL,
@@ -29,7 +30,7 @@ from stoichgen.discover.pipeline import (
     Generator,
 )
 from stoichgen.discover.stability import annotate, hull_of, plot_hull, read_table
-from stoichgen.errors import SEED_MAX, GenerateWarning, StoichgenError
+from stoichgen.errors import SEED_MAX, GenerateWarning, InputError, StoichgenError
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
 from stoichgen.options import MAX_STEPS
 from stoichgen.predict import MAX_SAMPLES
@@ -146,14 +147,18 @@ def _generate(args: argparse.Namespace) -> int:
         generator = Generator.default() if args.surrogate is None else Generator.from_run(
             bundled_run_dir(DEFAULT_MODEL), surrogate=args.surrogate
         )  # fmt: skip
+    if args.target is None and args.objective != "stability":
+        raise InputError("give a target property value (--target Y), or --objective stability")
+    targets = None if args.target is None else (args.target if len(args.target) > 1 else args.target[0])
     paper_options = {
         name: getattr(args, name) for name in PAPER_OPTIONS if getattr(args, name) not in (None, False)
     }
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GenerateWarning)
         frame = generator.generate(
-            args.target if len(args.target) > 1 else args.target[0],
+            targets,
             args.n,
+            objective=args.objective,
             method=args.method,
             include_known=args.include_known,
             max_e_hull=args.max_e_hull,
@@ -184,10 +189,12 @@ def _generate(args: argparse.Namespace) -> int:
         )
         shown = PAPER_SHOWN
     else:
+        first_term = "predicted e_above_hull" if args.objective == "stability" else "|predicted - target|"
         print(
             f"generated {len(frame)} candidates (guided search): all SMACT-valid, "
             f"{int(frame['intermetallic'].sum())} intermetallic, {int(frame['novel'].sum())} novel; ranked "
-            "by score = |predicted - target| + uncertainty + realism terms (see --help)",
+            f"by score = {first_term} "
+            "+ uncertainty + realism terms (see --help)",
             file=sys.stderr,
         )
         shown = GUIDED_SHOWN
@@ -195,7 +202,7 @@ def _generate(args: argparse.Namespace) -> int:
         path = write_table(frame, args.output, force=args.force)
         print(f"wrote {len(frame)} rows to {path}", file=sys.stderr)
         return 0
-    columns = ["target", *shown] if len(args.target) > 1 else list(shown)
+    columns = ["target", *shown] if args.target is not None and len(args.target) > 1 else list(shown)
     if frame.empty:
         print("(no compositions)")
     else:
@@ -312,6 +319,10 @@ Rows are unique, not in the training split (unless --include-known), and ranked 
             + 0.003 x atoms per formula unit + 0.02 x elements       (lower is better)
 
 where predicted_property and uncertainty are the surrogate ensemble's mean and calibrated spread.
+With --objective stability the first term is the predicted e_above_hull instead (against every known
+compound of the bundled set; element sets with a pair that no known binary compound holds are skipped,
+since the hull knows nothing there), and --target may be left out. --max-e-hull X keeps candidates at
+most X eV/atom above the known hull.
 
 --method paper: the paper's pipeline: CondGAN/CondVAE samples decoded at threshold TH, charge
 balanced (--balance), annotated; constraint-violating samples are redrawn, never output.""",
@@ -331,8 +342,12 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
         help="guided: keep candidates at most X eV/atom above the known hull (formation energies only)",
     )  # fmt: skip
     gen.add_argument(
-        "--target", required=True, type=float, nargs="+", action="extend", metavar="Y",
-        help="target property value(s); repeat or list several",
+        "--target", type=float, nargs="+", action="extend", metavar="Y",
+        help="target property value(s); repeat or list several (optional with --objective stability)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--objective", default="target", choices=OBJECTIVES,
+        help="guided: hit the target (default), or 'stability': lowest predicted e_above_hull",
     )  # fmt: skip
     gen.add_argument(
         "-n", type=int_in(1, MAX_ROWS), default=256,

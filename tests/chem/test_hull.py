@@ -108,3 +108,34 @@ def test_guided_rows_carry_their_place_on_the_hull():
     np.testing.assert_allclose(df["e_above_hull_uncertainty"], df["uncertainty"])
     stable = generator.generate(-2.0, n=16, seed=0, max_e_hull=0.0)
     assert len(stable) == 16 and (stable["e_above_hull"] <= 0).all()
+
+
+def test_vectorised_hull_equals_pymatgen_queries(hull):
+    from stoichgen.discover.search import valid_counts
+
+    elements = ("Li", "Mn", "Fe", "O")
+    counts = valid_counts(elements, 16)[:200]
+    fractions = counts / counts.sum(axis=1, keepdims=True)
+    energies = np.random.default_rng(1).uniform(-2.8, -0.8, len(counts))
+    fast = hull.e_above_hull_many(elements, fractions, energies)
+    slow = [hull.query(Composition(dict(zip(elements, c, strict=True))), e).e_above_hull
+            for c, e in zip(counts.tolist(), energies, strict=True)]  # fmt: skip
+    np.testing.assert_allclose(fast, slow, atol=1e-9)
+
+
+def test_stability_objective_ranks_by_predicted_e_above_hull():
+    import stoichgen
+    from stoichgen.errors import GenerateError
+
+    generator = stoichgen.Generator.default()
+    df = generator.generate(None, n=24, objective="stability", elements="Li,Mn,Fe,P,O", seed=0)
+    assert len(df) == 24 and df["target"].isna().all()
+    assert df["score"].is_monotonic_increasing
+    assert (df["score"] >= df["e_above_hull"] - 1e-9).all()  # the score is e_above_hull plus penalties
+    assert df["e_above_hull"].iloc[:5].max() < 0.05
+    with pytest.raises(GenerateError, match="stability objective needs method 'guided'"):
+        generator.generate(-1.0, n=4, objective="stability", method="paper")
+    with pytest.raises(GenerateError, match="unknown objective"):
+        generator.generate(-1.0, n=4, objective="cheap")
+    assert main(["generate", "--objective", "stability", "-n", "3", "--elements", "Li,Co,O"]) == 0
+    assert main(["generate", "-n", "3"]) == 2

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from stoichgen.chem.composition import DEFAULT_THRESHOLD, paper_string, threshold_fractions
 from stoichgen.chem.hull import Hull
 from stoichgen.chem.screening import SMACT_METALS
+from stoichgen.data import DataSource
 from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
 from stoichgen.discover.reference import Reference
@@ -28,6 +29,7 @@ from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler, Surrogate
 
 HULL_REFILL = 4  # with max_e_hull: candidates drawn per row wanted, before the hull filter
+OBJECTIVES = ("target", "stability")  # hit the target, or minimise the predicted e_above_hull
 GENERATOR_SEEDS = 256  # samples drawn from the generator per target for its element sets
 RANDOM_SEEDS = 100  # random element sets per target
 
@@ -37,7 +39,7 @@ def seed_sets(
 ) -> dict[tuple[str, ...], str]:
     """Element sets to start from, each labelled with where it came from (first source wins)."""
     seeds: dict[tuple[str, ...], str] = {}
-    if sampler is not None:
+    if sampler is not None and not np.isnan(target):  # the generator needs a target to sample at
         n_b = len(sampler.vocabulary)
         x = sampler.sample(target, GENERATOR_SEEDS, seed)[:, :n_b]
         present = threshold_fractions(x, DEFAULT_THRESHOLD) > 0  # (S, V)
@@ -52,6 +54,18 @@ def seed_sets(
     for picked in search.random_sets(rng, RANDOM_SEEDS):
         seeds.setdefault(picked, "random")
     return seeds
+
+
+def check_objective(objective: str, method: str, has_hull: bool, data: DataSource) -> bool:
+    """Whether the stability objective is asked for; refused unless guided on a formation energy."""
+    if objective not in OBJECTIVES:
+        raise GenerateError(f"unknown objective {objective!r}; choose {' or '.join(OBJECTIVES)}")
+    if objective == "stability" and (method != "guided" or not has_hull):
+        raise GenerateError(
+            "the stability objective needs method 'guided' and a formation-energy property (this "
+            f"generator's comes from {data.describe()})"
+        )
+    return objective == "stability"
 
 
 def refuse_paper_options(changed: dict[str, bool], surrogate: Surrogate | None) -> None:
@@ -83,6 +97,7 @@ def generate_guided(
     include_known: bool,
     hull: Hull | None = None,
     max_e_hull: float | None = None,
+    objective: str = "target",
 ) -> pd.DataFrame:
     """``n`` ranked candidates per target (columns ``schema.GUIDED_COLUMNS``). With a ``hull`` (the
     property is a formation energy) rows get their place on it; ``max_e_hull`` keeps only rows at or
@@ -93,7 +108,7 @@ def generate_guided(
     max_elements = constraints.max_elements or DEFAULT_MAX_ELEMENTS
     search = Search(
         surrogate.predict_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
-        include_known,
+        include_known, hull if objective == "stability" else None,
     )  # fmt: skip
     found: list[tuple[float, int, Candidate]] = []
     progress = tqdm(targets, desc="guided search", unit="target", delay=2, disable=not sys.stderr.isatty())

@@ -49,9 +49,10 @@ from stoichgen.chem.oxidation import MAX_ASSIGNMENTS, OXIDATION_TABLES, affordab
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
-from stoichgen.discover.guided import generate_guided, refuse_paper_options
+from stoichgen.discover.guided import check_objective, generate_guided, refuse_paper_options
 from stoichgen.discover.reference import Reference, load_reference
 from stoichgen.discover.search import Chemistry
+from stoichgen.discover.stability import hull_of
 from stoichgen.errors import (
     SEED_MAX,
     ExtrapolationWarning,
@@ -150,11 +151,9 @@ class Generator:
 
     @property
     def hull(self) -> Hull | None:
-        """The training split's convex hull if its property is a formation energy (MP set), else None."""
-        if self.sampler.record.data.csv is not None:
-            return None
-        if self._hull is None:
-            self._hull = Hull(self.reference.formulas, self.reference.y)
+        """The hull of the run's whole data set if its property is a formation energy (MP set), else None."""
+        if self._hull is None and self.sampler.record.data.csv is None:  # every known compound
+            self._hull = hull_of(self.sampler.record.load_data())
         return self._hull
 
     @property
@@ -187,10 +186,11 @@ class Generator:
 
     def generate(
         self,
-        target: float | Sequence[float],
+        target: float | Sequence[float] | None,
         n: int = 256,
         *,
         method: str = "guided",
+        objective: str = "target",
         include_known: bool = False,
         max_e_hull: float | None = None,
         balance: str = "mh",
@@ -219,7 +219,10 @@ class Generator:
         ``max_elements``; ``max_atoms`` (largest formula unit); targets outside the training range warn
         (``ExtrapolationWarning``). The same inputs and ``seed`` give the same rows.
         """
-        targets = check_targets(target)
+        stability = objective != "target" and check_objective(
+            objective, method, self.hull is not None, self.sampler.record.data
+        )
+        targets = np.array([np.nan]) if stability and target is None else check_targets(target)
         n = check_int(n, "n", 1, MAX_ROWS)
         if len(targets) * n > MAX_ROWS:
             raise GenerateError(
@@ -240,7 +243,8 @@ class Generator:
                 "max_iterations": max_iterations != GENERATE_MAX_ITERATIONS,
             }, self.surrogate)  # fmt: skip
             constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)
-            self._warn_extrapolation(targets)
+            if not stability:
+                self._warn_extrapolation(targets)
             if max_e_hull is not None and self.hull is None:
                 record = self.sampler.record
                 raise GenerateError(f"max_e_hull needs a formation energy; {record.data.describe()} gives "
@@ -248,7 +252,7 @@ class Generator:
             frame = generate_guided(
                 self.surrogate, self.chemistry, self.sampler, self.reference, self.nearest, targets, n,
                 constraints, seed, max_atoms, include_known, self.hull,
-                None if max_e_hull is None else check_number(max_e_hull, "max_e_hull"),
+                None if max_e_hull is None else check_number(max_e_hull, "max_e_hull"), objective,
             )  # fmt: skip
             frame.attrs.update({"method": method, "targets": targets.tolist(), "n": n, "seed": seed,
                                 "constraints": constraints.description, "max_atoms": max_atoms})  # fmt: skip

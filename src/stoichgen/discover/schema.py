@@ -43,12 +43,14 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
     Column("predicted_property", float, "the surrogate ensemble's mean"),
     Column("uncertainty", float, "the surrogate's spread (members' standard deviation, calibrated so "
            "that about 68 % of held-out errors lie within it)"),
-    Column("e_above_hull", float, "eV/atom above the convex hull of the training split's compounds at the "
-           "predicted formation energy (negative: below it; NaN unless the property is a formation energy)"),
+    Column("e_above_hull", float, "eV/atom above the convex hull of the known compounds (the whole bundled "
+           "set) at the predicted formation energy (negative: below it; NaN unless the property is a "
+           "formation energy)"),
     Column("e_above_hull_uncertainty", float, "its uncertainty: the surrogate's spread (the hull is fixed, "
            "so one eV/atom of formation energy is one of e_above_hull)"),
     Column("decomposition", object, "the competing known products at that energy (`Li2O + MnO2`)"),
     Column("score", float, "what the rows are ranked by, lower is better: abs(predicted_property − target) "
+           "(with the stability objective: the predicted e_above_hull) "
            "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms "
            "+ 0.02 × n_elements"),
     Column("source", object, "where the element set came from: `generator` (the CondGAN's samples at "

@@ -35,6 +35,7 @@ import numpy as np
 from pymatgen.core import Element
 
 from stoichgen.chem.balance import count_vectors
+from stoichgen.chem.hull import Hull
 from stoichgen.chem.oxidation import assignments
 from stoichgen.chem.screening import SMACT_METALS, smact_valid
 
@@ -216,6 +217,7 @@ class SetScores:
     spread: np.ndarray  # (M,)
     novel: np.ndarray  # (M,) bool
     pair_penalty: float
+    e_hull: np.ndarray | None = None  # (M,) predicted e_above_hull, with the stability objective
 
 
 class Search:
@@ -235,6 +237,7 @@ class Search:
         max_elements: int = DEFAULT_MAX_ELEMENTS,
         max_atoms: int = DEFAULT_MAX_ATOMS,
         include_known: bool = False,
+        hull: Hull | None = None,
     ) -> None:
         self.predict = predict
         self.chemistry = chemistry
@@ -243,6 +246,7 @@ class Search:
         self.max_elements = max_elements
         self.max_atoms = max_atoms
         self.include_known = include_known
+        self.hull = hull  # given: the stability objective (minimise predicted e_above_hull)
         self.scored: dict[tuple[str, ...], SetScores] = {}
 
     # -- element sets --------------------------------------------------------------------------------------
@@ -271,8 +275,10 @@ class Search:
         return out
 
     def substitution_sets(self, target: float, n_compounds: int = 40) -> list[tuple[str, ...]]:
-        """Training compounds nearest the target with one element swapped for a likely substitute."""
-        nearest = np.argsort(np.abs(self.chemistry.y - target))[:n_compounds]
+        """Training compounds nearest the target (with no target, the most strongly bound ones) with one
+        element swapped for a likely substitute."""
+        key = self.chemistry.y if math.isnan(target) else np.abs(self.chemistry.y - target)
+        nearest = np.argsort(key, kind="stable")[:n_compounds]
         out = []
         for row in nearest:
             elements = self.chemistry.sets[row]
@@ -317,7 +323,8 @@ class Search:
         for elements in todo:
             counts = valid_counts(elements, self.max_atoms)[:SCORED_PER_SET]
             if not len(counts):
-                self.scored[elements] = SetScores(counts, np.zeros(0), np.zeros(0), np.zeros(0, bool), 0.0)
+                empty = np.zeros(0)
+                self.scored[elements] = SetScores(counts, empty, empty, empty.astype(bool), 0.0, empty)
                 continue
             x = np.zeros((len(counts), len(self.chemistry.symbols)))
             cols = [self.chemistry.index(s) for s in elements]
@@ -336,13 +343,21 @@ class Search:
             idx = [self.chemistry.index(s) for s in elements]
             pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1 :]]
             unseen = sum(not self.chemistry.together[a, b] for a, b in pairs) / max(1, len(pairs))
-            self.scored[elements] = SetScores(counts, mean[rows], spread[rows], novel[rows], unseen)
+            e_hull = None
+            if self.hull is not None:
+                # where the known hull is silent (a pair of elements no known compound holds), every
+                # bound composition would sit far "below" it: a gap in the data, not a stable phase,
+                # so such sets are not proposed
+                e_hull = np.full(len(counts), np.inf)
+                if self.hull.pairs_covered(frozenset(elements)):
+                    e_hull = self.hull.e_above_hull_many(elements, x[rows][:, idx], mean[rows])
+            self.scored[elements] = SetScores(counts, mean[rows], spread[rows], novel[rows], unseen, e_hull)
             start += len(counts)
 
     def _objective(self, scores: SetScores, target: float) -> np.ndarray:
         atoms = scores.counts.sum(axis=1)
         return (
-            np.abs(scores.mean - target)
+            (scores.e_hull if scores.e_hull is not None else np.abs(scores.mean - target))
             + SPREAD_WEIGHT * scores.spread
             + PAIR_WEIGHT * scores.pair_penalty
             + ATOM_WEIGHT * atoms
