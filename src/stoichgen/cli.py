@@ -142,7 +142,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
     if args.model:
-        generator = Generator.from_run(args.model, surrogate=args.surrogate)
+        generator = Generator.from_run(args.model, args.surrogate, args.formation_energy)
     else:
         generator = Generator.default() if args.surrogate is None else Generator.from_run(
             bundled_run_dir(DEFAULT_MODEL), surrogate=args.surrogate
@@ -337,6 +337,11 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     gen.add_argument(
         "--include-known", action="store_true", help="guided: let training-split formulas through"
     )
+    gen.add_argument(
+        "--formation-energy", action="store_true",
+        help="declare that the --model run's property (your CSV) is a formation energy in eV/atom, so that "
+        "hull columns, --max-e-hull and --objective stability apply (the bundled set's always is)",
+    )  # fmt: skip
     gen.add_argument(
         "--max-e-hull", type=float, metavar="X",
         help="guided: keep candidates at most X eV/atom above the known hull (formation energies only)",

@@ -626,3 +626,6 @@ def test_max_e_hull_needs_a_formation_energy(small_csv, run_dir, tmp_path):
         generator.generate(-1.0, n=2, max_e_hull=0.0)
     df = generator.generate(-1.0, n=4, seed=0)
     assert df["e_above_hull"].isna().all() and (df["decomposition"] == "").all()
+    declared = Generator.from_run(run_dir, surrogate=surrogate, formation_energy=True)
+    rows = declared.generate(-1.0, n=4, seed=0, max_e_hull=1.0)  # the CSV's compounds make the hull
+    assert rows["e_above_hull"].notna().all() and (rows["e_above_hull"] <= 1.0).all()

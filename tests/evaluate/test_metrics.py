@@ -104,7 +104,9 @@ class ReplayModelSampler(ReplaySampler):
     model: object = None
     representation: str = "b"
     record: object = field(
-        default_factory=lambda: SimpleNamespace(kind=SimpleNamespace(predicts=False), property_name="y")
+        default_factory=lambda: SimpleNamespace(
+            kind=SimpleNamespace(predicts=False), property_name="y", data=SimpleNamespace(csv="mine.csv")
+        )
     )
     normaliser: MinMaxNormaliser | None = None
 

@@ -27,8 +27,10 @@ from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Chemistry
 from stoichgen.errors import GenerateError, GenerateWarning
 from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler, Surrogate
+from stoichgen.run import CHECKPOINT, bundled_run_dir
 
 HULL_REFILL = 4  # with max_e_hull: candidates drawn per row wanted, before the hull filter
+DEFAULT_SURROGATE = "surrogate-bp"  # the bundled surrogate ensemble of the guided method
 OBJECTIVES = ("target", "stability")  # hit the target, or minimise the predicted e_above_hull
 GENERATOR_SEEDS = 256  # samples drawn from the generator per target for its element sets
 RANDOM_SEEDS = 100  # random element sets per target
@@ -54,6 +56,16 @@ def seed_sets(
     for picked in search.random_sets(rng, RANDOM_SEEDS):
         seeds.setdefault(picked, "random")
     return seeds
+
+
+def bundled_surrogate_for(sampler: Sampler) -> Surrogate | None:
+    """The bundled surrogate when the generator was trained on the same data, else None."""
+    bundled = bundled_run_dir(DEFAULT_SURROGATE)
+    if not (bundled / CHECKPOINT).is_file():
+        return None
+    ensemble = Surrogate.from_run(bundled)
+    same = ensemble.vocabulary == sampler.vocabulary and ensemble.record.data == sampler.record.data
+    return ensemble if same else None
 
 
 def check_objective(objective: str, method: str, has_hull: bool, data: DataSource) -> bool:

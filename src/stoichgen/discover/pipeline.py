@@ -49,7 +49,12 @@ from stoichgen.chem.oxidation import MAX_ASSIGNMENTS, OXIDATION_TABLES, affordab
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
-from stoichgen.discover.guided import check_objective, generate_guided, refuse_paper_options
+from stoichgen.discover.guided import (
+    bundled_surrogate_for,
+    check_objective,
+    generate_guided,
+    refuse_paper_options,
+)
 from stoichgen.discover.reference import Reference, load_reference
 from stoichgen.discover.search import Chemistry
 from stoichgen.discover.stability import hull_of
@@ -67,7 +72,6 @@ from stoichgen.predict import Sampler, Surrogate
 from stoichgen.run import CHECKPOINT, bundled_run_dir
 
 DEFAULT_MODEL = "cgan-bp"  # resources/models/<name>/: the bundled default run
-DEFAULT_SURROGATE = "surrogate-bp"  # the bundled surrogate ensemble of the guided method
 METHODS = ("guided", "paper")
 DEFAULT_MAX_ROUNDS = 10
 # MH iterations per chain for interactive generation (the paper's reproduction uses the authors' 10,000)
@@ -109,6 +113,7 @@ class Generator:
         run_dir: Path | str | None = None,
         reference: Reference | None = None,
         surrogate: Surrogate | None = None,
+        formation_energy: bool = False,
     ):
         self.sampler = sampler
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -122,24 +127,19 @@ class Generator:
                 f"generator {len(sampler.vocabulary)}: train both on the same data"
             )
         self.surrogate = surrogate
+        self.formation_energy = formation_energy or sampler.record.data.csv is None  # MP's, or declared
 
     @classmethod
-    def from_run(cls, path: Path | str, surrogate: Path | str | None = None) -> Generator:
+    def from_run(
+        cls, path: Path | str, surrogate: Path | str | None = None, formation_energy: bool = False
+    ) -> Generator:
         """Load a generator run directory (or its ``checkpoint.pt``) and, for the guided method, a surrogate
         run (default: the bundled one, when the generator was trained on the same data); ``RunError`` if
         missing or not a valid run."""
         path = Path(path)
         sampler = Sampler.from_run(path)
-        if surrogate is not None:
-            ensemble = Surrogate.from_run(surrogate)
-        else:
-            bundled = bundled_run_dir(DEFAULT_SURROGATE)
-            ensemble = Surrogate.from_run(bundled) if (bundled / CHECKPOINT).is_file() else None
-            if ensemble is not None and (
-                ensemble.vocabulary != sampler.vocabulary or ensemble.record.data != sampler.record.data
-            ):
-                ensemble = None
-        return cls(sampler, path if path.is_dir() else path.parent, surrogate=ensemble)
+        ensemble = Surrogate.from_run(surrogate) if surrogate is not None else bundled_surrogate_for(sampler)
+        return cls(sampler, path if path.is_dir() else path.parent, None, ensemble, formation_energy)
 
     @classmethod
     def default(cls) -> Generator:
@@ -151,8 +151,8 @@ class Generator:
 
     @property
     def hull(self) -> Hull | None:
-        """The hull of the run's whole data set if its property is a formation energy (MP set), else None."""
-        if self._hull is None and self.sampler.record.data.csv is None:  # every known compound
+        """The hull of every compound of the run's data when its property is a formation energy."""
+        if self._hull is None and self.formation_energy:
             self._hull = hull_of(self.sampler.record.load_data())
         return self._hull
 
