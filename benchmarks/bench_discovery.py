@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from common import cpu, publish
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.data import load_mp_formation_energy, split_dataset
 from stoichgen.discover import search as search_module
@@ -32,16 +31,6 @@ def markdown(frame) -> str:
     ]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
-
-
-def cpu() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def ablation(generator: Generator, split, judge: Judge, n: int) -> str:
@@ -157,10 +146,7 @@ def main() -> None:
         text += "\n\n" + ablation(generator, split, judge, args.n)
     if args.extrapolation:
         text += "\n\n" + extrapolation(dataset, judge, args.extrapolation, args.n)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ Run:  python benchmarks/bench_stability.py --out docs/stability/evaluation.md --
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,18 +15,12 @@ from pathlib import Path
 import numpy as np
 
 import stoichgen
+from common import cpu, publish
 from stoichgen.chem.hull import Hull
 from stoichgen.data import load_mp_formation_energy, split_dataset
 from stoichgen.discover.stability import plot_hull
 from stoichgen.predict import Surrogate
 from stoichgen.run import bundled_run_dir
-
-
-def cpu() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def scores(true: np.ndarray, predicted: np.ndarray) -> tuple[float, float, float]:
@@ -108,10 +100,7 @@ def main() -> None:
             "`stoichgen generate --target -1.5 -n 12 --elements Li,Mn,O -o c.csv && stoichgen hull c.csv "
             "--plot hull.png` (candidates highlighted)."
         )
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    publish(text, args.out)
 
 
 if __name__ == "__main__":
