@@ -126,3 +126,20 @@ def test_cli_guided_prints_ranked_rows(capsys):
     assert "guided search" in captured.err and "score" in captured.out and "uncertainty" in captured.out
     assert main(["generate", "--target", "-2.0", "-n", "5", "--balance", "exact"]) == 2
     assert "apply to method 'paper' only" in capsys.readouterr().err
+
+
+def test_substitutes_do_not_depend_on_the_hash_seed():
+    """pymatgen keeps its species in a set; the search must not inherit its order across processes."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from stoichgen.discover.search import substitutes as s; print([s(e) for e in ('Na', 'Fe', 'O')])"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }  # fmt: skip
+    assert len(outputs) == 1

@@ -171,7 +171,7 @@ def substitutes(symbol: str, how_many: int = 4) -> tuple[str, ...]:
     probabilities (Hautier et al. 2011; offline table shipped with pymatgen), best first."""
     table = _substitution_table()
     scores = table.get(symbol, {})
-    return tuple(sorted(scores, key=lambda other: -scores[other])[:how_many])
+    return tuple(sorted(scores, key=lambda other: (-scores[other], other))[:how_many])
 
 
 @functools.cache
@@ -180,7 +180,7 @@ def _substitution_table() -> dict[str, dict[str, float]]:
 
     probability = SubstitutionProbability()
     best: dict[str, dict[str, float]] = {}
-    species = list(probability.species)
+    species = sorted(probability.species, key=str)  # a set: its order changes with the hash seed
     for a in species:
         for b in species:
             if a.symbol == b.symbol or a.oxi_state != b.oxi_state:
