@@ -168,27 +168,25 @@ def fraction_keys(x_b: np.ndarray) -> list[bytes]:
 @functools.cache
 def substitutes(symbol: str, how_many: int = 4) -> tuple[str, ...]:
     """The elements most likely to replace ``symbol`` in a known compound, by pymatgen's ion-substitution
-    probabilities (Hautier et al. 2011; offline table shipped with pymatgen), best first."""
-    table = _substitution_table()
-    scores = table.get(symbol, {})
+    probabilities (Hautier et al. 2011; offline table shipped with pymatgen), best first: for each other
+    element, the largest probability over pairs of their species with the same oxidation state."""
+    probability, species = _substitution_probability()
+    scores: dict[str, float] = {}
+    for a in species:
+        if a.symbol != symbol:
+            continue
+        for b in species:
+            if b.symbol != symbol and b.oxi_state == a.oxi_state:
+                scores[b.symbol] = max(scores.get(b.symbol, 0.0), probability.cond_prob(a, b))
     return tuple(sorted(scores, key=lambda other: (-scores[other], other))[:how_many])
 
 
 @functools.cache
-def _substitution_table() -> dict[str, dict[str, float]]:
+def _substitution_probability():
     from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
 
     probability = SubstitutionProbability()
-    best: dict[str, dict[str, float]] = {}
-    species = sorted(probability.species, key=str)  # a set: its order changes with the hash seed
-    for a in species:
-        for b in species:
-            if a.symbol == b.symbol or a.oxi_state != b.oxi_state:
-                continue
-            p = probability.cond_prob(a, b)
-            row = best.setdefault(a.symbol, {})
-            row[b.symbol] = max(row.get(b.symbol, 0.0), p)
-    return best
+    return probability, sorted(probability.species, key=str)  # a set: its order changes with the hash seed
 
 
 # --- the search ------------------------------------------------------------------------------------
