@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT_ATOMS
 from stoichgen.chem.composition import DEFAULT_THRESHOLD
 from stoichgen.chem.oxidation import OXIDATION_TABLES
-from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy
+from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy, read_table
 from stoichgen.discover.guided import OBJECTIVES
 from stoichgen.discover.output import check_output, write_table
 from stoichgen.discover.pipeline import (
@@ -29,7 +29,7 @@ from stoichgen.discover.pipeline import (
     METHODS,
     Generator,
 )
-from stoichgen.discover.stability import annotate, hull_of, plot_hull, read_table
+from stoichgen.discover.stability import annotate, hull_of, plot_hull
 from stoichgen.errors import SEED_MAX, GenerateWarning, InputError, StoichgenError
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
 from stoichgen.options import MAX_STEPS
@@ -225,7 +225,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _hull(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
-    table = read_table(args.file, args.composition_column, args.property_column)
+    table = read_table(args.file, args.composition_column, args.property_column, allow_empty=True)
     if args.reference is None:
         reference = load_mp_formation_energy()
     else:

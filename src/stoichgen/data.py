@@ -248,7 +248,12 @@ def _check_row(formula: object, value: object) -> tuple[Composition, float]:
     return comp, number
 
 
-def _read_table(path: Path | str, source: str, composition_column: str, property_column: str) -> pd.DataFrame:
+def read_table(
+    path: Path | str, composition_column: str, property_column: str, *, allow_empty: bool = False
+) -> pd.DataFrame:
+    """A CSV (or .csv.gz) as text, ``NaN`` kept as sodium nitride; ``DataError`` naming the file and the
+    reason when it cannot be read, lacks a column, or (unless ``allow_empty``) holds no rows."""
+    source = str(path)
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
@@ -265,7 +270,7 @@ def _read_table(path: Path | str, source: str, composition_column: str, property
     for column in (composition_column, property_column):
         if column not in table.columns:
             raise DataError(f"{source}: missing column {column!r}; columns are {list(table.columns)}")
-    if table.empty:
+    if table.empty and not allow_empty:
         raise DataError(f"{source}: file has a header but no rows")
     return table
 
@@ -287,7 +292,7 @@ def load_csv(
     if errors not in ("report", "raise"):
         raise DataError(f"errors must be 'report' or 'raise', got {errors!r}")
     source = str(path)
-    table = _read_table(path, source, composition_column, property_column)
+    table = read_table(path, composition_column, property_column)
     lines, formulas, comps, values, bad = [], [], [], [], []
     for offset, (formula, value) in enumerate(
         zip(table[composition_column], table[property_column], strict=True)

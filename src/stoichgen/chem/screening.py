@@ -25,7 +25,7 @@ from smact.screening import smact_validity
 from stoichgen.chem.oxidation import oxidation_states
 from stoichgen.errors import FormulaError
 
-__all__ = ["SMACT_MAX_COMBINATIONS", "screen_formulas", "smact_affordable", "smact_valid"]
+__all__ = ["SMACT_MAX_COMBINATIONS", "screen_formulas", "smact_affordable", "smact_states", "smact_valid"]
 
 SMACT_MAX_COMBINATIONS = 20_000  # about 25 ms per formula at most
 SYMBOL = re.compile(r"[A-Z][a-z]*")
@@ -57,18 +57,28 @@ def smact_valid(
 
 
 @functools.cache
-def _smact_states() -> dict[str, int]:
-    """How many oxidation states SMACT's validity search tries per element (its default ICSD24 set)."""
-    try:  # private in smact 4.0.2 (pinned); the pymatgen ICSD table is the fallback estimate
+def _smact_table() -> dict[str, tuple[int, ...]]:
+    """The oxidation states SMACT's validity search tries per element (its default ICSD24 set)."""
+    try:  # private in smact 4.0.2 (pinned); the pymatgen ICSD table is the fallback
         from smact.screening import ICSD24FilterConfig, _get_icsd24_oxidation_dict
 
         config = ICSD24FilterConfig()
         table = _get_icsd24_oxidation_dict(
             include_zero=config.include_zero, consensus=config.consensus, commonality=config.commonality
         )
-        return {symbol: len(states) for symbol, states in table.items()}
+        return {symbol: tuple(int(s) for s in states) for symbol, states in table.items()}
     except (ImportError, AttributeError, TypeError):
-        return {symbol: len(oxidation_states(symbol, "icsd")) for symbol in _ALL_SYMBOLS}
+        return {symbol: oxidation_states(symbol, "icsd") for symbol in _ALL_SYMBOLS}
+
+
+@functools.cache
+def smact_states(symbol: str) -> tuple[int, ...]:
+    """Non-zero oxidation states SMACT's validity check tries for an element, sorted.
+
+    >>> smact_states("O")
+    (-2, -1, 2)
+    """
+    return tuple(sorted(s for s in _smact_table().get(symbol, ()) if s != 0))
 
 
 def smact_affordable(formula: str) -> bool:
@@ -77,8 +87,8 @@ def smact_affordable(formula: str) -> bool:
     symbols = set(SYMBOL.findall(formula))
     if len(symbols) <= 1 or symbols <= SMACT_METALS:
         return True
-    counts = _smact_states()
-    return math.prod(counts.get(s, 0) for s in symbols) <= SMACT_MAX_COMBINATIONS
+    table = _smact_table()
+    return math.prod(len(table.get(s, ())) for s in symbols) <= SMACT_MAX_COMBINATIONS
 
 
 def screen_formulas(formulas: Sequence[str]) -> list[bool]:

@@ -37,7 +37,7 @@ from pymatgen.core import Element
 from stoichgen.chem.balance import count_vectors
 from stoichgen.chem.hull import Hull
 from stoichgen.chem.oxidation import assignments
-from stoichgen.chem.screening import SMACT_METALS, smact_valid
+from stoichgen.chem.screening import SMACT_METALS, smact_states, smact_valid
 
 SPREAD_WEIGHT = 1.0
 PAIR_WEIGHT = 0.3
@@ -53,18 +53,6 @@ SOURCES = ("generator", "substitution", "system", "random", "move")
 
 
 # --- the search space --------------------------------------------------------------------------------------
-
-
-@functools.cache
-def smact_states(symbol: str) -> tuple[int, ...]:
-    """Non-zero oxidation states SMACT's validity check tries for an element (its default ICSD24 set)."""
-    from smact.screening import ICSD24FilterConfig, _get_icsd24_oxidation_dict  # private in smact 4.0.2
-
-    config = ICSD24FilterConfig()
-    table = _get_icsd24_oxidation_dict(
-        include_zero=config.include_zero, consensus=config.consensus, commonality=config.commonality
-    )
-    return tuple(sorted(int(s) for s in table.get(symbol, ()) if s != 0))
 
 
 @functools.cache

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram, triangular_coord
-from pymatgen.core import Composition
+from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, triangular_coord
 
 from stoichgen.chem.composition import parse_formula
 from stoichgen.chem.hull import Hull
-from stoichgen.data import DataError, Dataset
+from stoichgen.data import Dataset
 from stoichgen.errors import FormulaError, InputError
 
 HULL_COLUMNS = ("e_above_hull", "decomposition", "n_known", "hull_error")
@@ -35,21 +34,6 @@ HULL_COLUMNS = ("e_above_hull", "decomposition", "n_known", "hull_error")
 def hull_of(dataset: Dataset) -> Hull:
     """The hull of a data set's compounds (reduced formulas, property as formation energy per atom)."""
     return Hull(list(dataset.frame["reduced_formula"]), dataset.y)
-
-
-def read_table(path: Path | str, composition_column: str, property_column: str) -> pd.DataFrame:
-    """A CSV of candidates as text (``NaN`` is sodium nitride), refused with a reason if unusable."""
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except FileNotFoundError:
-        raise DataError(f"{str(path)!r}: no such file") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, IsADirectoryError) as err:
-        raise DataError(f"{str(path)!r}: cannot be read as CSV: {err}") from None
-    for column in (composition_column, property_column):
-        if column not in table.columns:
-            raise DataError(f"{str(path)!r}: missing column {column!r}; columns are {list(table.columns)}")
-    return table
 
 
 def annotate(table: pd.DataFrame, composition_column: str, property_column: str, hull: Hull) -> pd.DataFrame:
@@ -94,14 +78,12 @@ def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], pa
             f"a hull picture needs a ternary or quaternary system; the rows span {len(system)} elements "
             f"({', '.join(sorted(system))})"
         )
-    known = hull.known_in(system)
+    diagram, _ = hull.diagram(system)  # the known hull; candidates are drawn on top of it
     candidates = [
         PDEntry(c, e * c.num_atoms, name=f"{c.reduced_formula}*")
         for c, e in zip(comps, energies, strict=True)
         if math.isfinite(e)
     ]
-    references = [PDEntry(Composition(s), 0.0) for s in sorted(system)]
-    diagram = PhaseDiagram(known + references)  # the known hull; candidates are drawn on top of it
     axes = PDPlotter(diagram, backend="matplotlib", show_unstable=0).get_plot(label_unstable=False)
     figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
     if len(system) == 3:

@@ -19,7 +19,7 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 
 from stoichgen.chem.composition import Vocabulary, formula_fractions
-from stoichgen.chem.oxidation import assignments, oxidation_states
+from stoichgen.chem.oxidation import charge_neutral, oxidation_states
 from stoichgen.chem.screening import screen_formulas
 from stoichgen.data import Split
 from stoichgen.discover.pipeline import Generator
@@ -48,11 +48,10 @@ class Known:
 
 def _neutral_common(elements: tuple[str, ...], counts: np.ndarray) -> np.ndarray:
     """Rows of counts (M, k) neutral for one pymatgen common oxidation state per element. (M,)."""
-    states = tuple(oxidation_states(e, "common") for e in elements)
-    if not all(states):
-        return np.zeros(len(counts), dtype=bool)
-    table = assignments(states)  # (C, k)
-    return ((counts.astype(float) @ table.T) == 0).any(axis=1)
+    vocabulary = Vocabulary(tuple(sorted(elements, key=lambda s: Element(s).Z)))
+    x = np.zeros((len(counts), len(vocabulary)))
+    x[:, [vocabulary.index(e) for e in elements]] = counts / counts.sum(axis=1, keepdims=True)
+    return charge_neutral(x, vocabulary, oxidation="common")
 
 
 def screen_pool(split: Split, known: Known, seed: int = 0, size: int = SCREEN_POOL) -> list[str]:

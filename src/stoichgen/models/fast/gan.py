@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stoichgen.models.cgan import CondGAN, Critic
+from stoichgen.models.layers import linears
 
 
 def affine(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
@@ -59,7 +60,7 @@ def critic_forward(gan: CondGAN, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def sample(gan: CondGAN, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """G(z, y) for y (B, 1) and z (B, Z), or shards (S, B, .). Shape (..., D)."""
     h = torch.cat([z, y], dim=-1)  # (..., Z + 1)
-    layers = [m for m in gan.generator.modules() if isinstance(m, nn.Linear)]
+    layers = linears(gan.generator)
     for linear in layers[:-1]:
         h = torch.relu(affine(h, linear))  # (..., H_l)
     return torch.sigmoid(affine(h, layers[-1]))  # (..., D)
