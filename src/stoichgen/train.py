@@ -369,7 +369,7 @@ class _GANLoop(_Loop):
 
 
 class _SimpleLoop(_Loop):
-    """CondVAE and DNN: a plain loop with ``torch.optim.Adam``."""
+    """CondVAE, DNN and surrogate: a plain loop with ``torch.optim.Adam``."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -377,13 +377,16 @@ class _SimpleLoop(_Loop):
         if self.resumed_from is not None:
             self.optimizer.load_state_dict(self.resumed_from.optimizer)
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def batch_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss (and its logged terms) of the next batch drawn from the run's RNG."""
         idx = self.batch_indices(self.options.batch_size)  # (B,)
         x, y = self.x[idx], self.y[idx]  # (B, D), (B, 1)
         if self.options.model == "cvae":  # the VAE's loss takes the reparameterisation noise
-            loss, logs = self.net.loss(x, y, self.normal(len(idx), self.net.config.z_dim))
-        else:
-            loss, logs = self.net.loss(x, y)
+            return self.net.loss(x, y, self.normal(len(idx), self.net.config.z_dim))
+        return self.net.loss(x, y)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        loss, logs = self.batch_loss()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -409,15 +412,11 @@ class _SurrogateLoop(_SimpleLoop):
         k = self.net.config.members
         self.bootstrap = fit[torch.randint(0, len(fit), (k, len(fit)), generator=draws)].to(self.device)
 
-    def train_step(self) -> dict[str, torch.Tensor]:
+    def batch_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         k, b = self.bootstrap.shape[0], self.options.batch_size
         picks = torch.randint(0, self.bootstrap.shape[1], (k, b), generator=self.rng).to(self.device)
         rows = self.bootstrap.gather(1, picks)  # (K, B): each member's batch from its own resample
-        loss, logs = self.net.loss(self.x[rows], self.y[rows])  # (K, B, D), (K, B, 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {"loss": loss.detach(), **{k: v.detach() for k, v in logs.items()}}
+        return self.net.loss(self.x[rows], self.y[rows])  # (K, B, D), (K, B, 1)
 
     def sync_to_model(self) -> None:
         """Scale the spread so that 68.3 % of the calibration rows' errors lie within one spread."""

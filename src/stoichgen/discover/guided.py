@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stoichgen.chem.composition import DEFAULT_THRESHOLD, paper_string, threshold_fractions
-from stoichgen.chem.hull import Hull
+from stoichgen.chem.hull import Hull, HullResult
 from stoichgen.chem.screening import SMACT_METALS
 from stoichgen.data import DataSource
 from stoichgen.discover import schema
@@ -122,6 +122,14 @@ def generate_guided(
         surrogate.predict_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
         include_known, hull if objective == "stability" else None,
     )  # fmt: skip
+    placed: dict[Candidate, HullResult] = {}
+
+    def place(candidate: Candidate) -> HullResult:
+        """The candidate on the known hull, at its predicted energy (queried once)."""
+        if candidate not in placed:
+            placed[candidate] = hull.query(candidate.formula, candidate.mean)
+        return placed[candidate]
+
     found: list[tuple[float, int, Candidate]] = []
     progress = tqdm(targets, desc="guided search", unit="target", delay=2, disable=not sys.stderr.isatty())
     for t_index, target in enumerate(progress):
@@ -131,7 +139,7 @@ def generate_guided(
             candidates = search.run(float(target), n, seeds)
         else:
             pool = search.run(float(target), HULL_REFILL * n, seeds)
-            candidates = [c for c in pool if hull.query(c.formula, c.mean).e_above_hull <= max_e_hull][:n]
+            candidates = [c for c in pool if place(c).e_above_hull <= max_e_hull][:n]
         if len(candidates) < n:
             hull_limit = "" if max_e_hull is None else f", e_above_hull <= {max_e_hull:g}"
             warnings.warn(
@@ -149,7 +157,7 @@ def generate_guided(
     distance, index = nearest.query(x)
     intermetallic = np.array([set(c.elements) <= SMACT_METALS for _, _, c in found])
     cands = [c for _, _, c in found]
-    on_hull = [hull.query(c.formula, c.mean) for c in cands] if hull is not None else []
+    on_hull = [place(c) for c in cands] if hull is not None else []
     e_hull = [r.e_above_hull for r in on_hull] if on_hull else [np.nan] * len(cands)
     return schema.frame(
         {

@@ -376,28 +376,25 @@ class Search:
             frontier = ranked + fresh
         return self._pick(target, n, origin)
 
-    def _pick(self, target: float, n: int, origin: dict[tuple[str, ...], str]) -> list[Candidate]:
+    def _ranked(
+        self, target: float, origin: dict[tuple[str, ...], str], per_set: int | None
+    ) -> list[Candidate]:
+        """The best ``per_set`` usable formulas of every set visited (None: all), best first."""
         rows = []
         for elements, source in origin.items():
             scores = self.scored[elements]
             objective = self._objective(scores, target)
             usable = np.flatnonzero(scores.novel | self.include_known)
-            for i in usable[np.argsort(objective[usable], kind="stable")][:PER_SET]:
+            for i in usable[np.argsort(objective[usable], kind="stable")][:per_set]:
                 counts = tuple(int(c) for c in scores.counts[i])
                 mean, spread = float(scores.mean[i]), float(scores.spread[i])
                 rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source))
-        rows.sort(key=lambda c: (c.score, c.formula))
+        return sorted(rows, key=lambda c: (c.score, c.formula))
+
+    def _pick(self, target: float, n: int, origin: dict[tuple[str, ...], str]) -> list[Candidate]:
+        rows = self._ranked(target, origin, PER_SET)
         if len(rows) < 2 * n:  # a small space: more formulas per element set rather than too few rows
-            taken = {(c.elements, c.counts) for c in rows}
-            for elements, source in origin.items():
-                scores = self.scored[elements]
-                objective = self._objective(scores, target)
-                for i in np.flatnonzero(scores.novel | self.include_known):
-                    counts = tuple(int(c) for c in scores.counts[i])
-                    if (elements, counts) not in taken:
-                        mean, spread = float(scores.mean[i]), float(scores.spread[i])
-                        rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source))
-            rows.sort(key=lambda c: (c.score, c.formula))
+            rows = self._ranked(target, origin, None)
         chosen: list[Candidate] = []
         formulas = [c.formula for c in rows[: 4 * n]]
         valid = dict(zip(formulas, smact_valid(formulas), strict=True))  # belt and braces: SMACT itself
