@@ -6,6 +6,7 @@ stoichgen train --model cgan --repr bp --out runs/cgan-bp
 stoichgen generate --model runs/cgan-bp --target -2.0 -n 256 --require O --exclude Pb,Hg,Cd -o out.csv
 stoichgen evaluate runs/cgan-bp --targets test -n 256
 stoichgen reproduce --quick --out reports/quick
+stoichgen serve                          # the web page at http://127.0.0.1:8000
 """
 
 from __future__ import annotations
@@ -257,6 +258,32 @@ def _hull(args: argparse.Namespace) -> int:
     return 0
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stoichgen.web.app import create_app
+
+    app = create_app(args.model)  # the given runs are checked before the server starts
+    if args.host not in LOOPBACK:
+        print(
+            f"stoichgen: warning: binding {args.host} makes the page reachable from other machines; it has "
+            "no authentication and each request costs seconds of CPU",
+            file=sys.stderr,
+        )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    models = ", ".join(app.state.service.offered)
+    print(
+        f"stoichgen: serving {models} at http://{host}:{args.port}/ (Ctrl-C stops)",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from stoichgen.paper import Plan, reproduce  # trains: only this command needs the training code
 
@@ -435,6 +462,25 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     rep.add_argument("--out", required=True, metavar="REPORT_DIR")
     rep.add_argument("--quick", action="store_true", help="small budgets and few targets (minutes)")
     rep.set_defaults(handler=_reproduce)
+
+    web = commands.add_parser(
+        "serve",
+        help="the web page: a periodic table, a target, candidates with plots and downloads",
+        description="Start the web page and its HTTP API (GET /api/models, POST /api/generate; see the "
+        "README) on a local address. Models offered: the bundled ones and each --model RUN_DIR.",
+    )
+    web.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    web.add_argument("--port", type=int_in(1, 65535), default=8000, help="port (default 8000)")
+    web.add_argument(
+        "--model",
+        metavar="RUN_DIR",
+        action="append",
+        default=[],
+        help="also offer this generator run (repeat)",
+    )
+    web.set_defaults(handler=_serve)
     return parser
 
 

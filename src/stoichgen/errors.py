@@ -44,7 +44,18 @@ SEED_MAX = 2**63 - 1  # the largest seed torch and numpy both take
 
 
 class StoichgenError(ValueError):
-    """Base of every error about a user's input, data, run or request."""
+    """Base of every error about a user's input, data, run or request.
+
+    ``field``: the argument the error is about, where there is one (the web API reports it, so that the
+    page can show the message beside that field).
+
+    >>> InputError("n must be an integer >= 1, got 0", field="n").field
+    'n'
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class InputError(StoichgenError):
@@ -104,14 +115,14 @@ def check_int(value: object, name: str, minimum: int | None = None, maximum: int
             bounds = f" <= {maximum}"
         else:
             bounds = ""
-        raise InputError(f"{name} must be an integer{bounds}, got {value!r}")
+        raise InputError(f"{name} must be an integer{bounds}, got {value!r}", field=name)
     return int(value)  # type: ignore[arg-type]
 
 
 def check_number(value: object, name: str) -> float:
     """``value`` as a finite float; ``InputError`` naming it otherwise (booleans are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
+        raise InputError(f"{name} must be a finite number, got {value!r}", field=name)
     return float(value)
 
 
@@ -123,12 +134,12 @@ def check_targets(targets: object) -> np.ndarray:
     """
     values = np.atleast_1d(np.asarray(targets, dtype=object)).ravel()
     if values.size == 0:
-        raise InputError("no target given")
+        raise InputError("no target given", field="target")
     out = []
     for value in values:
         if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-            raise InputError(f"target {value!r} is not a number")
+            raise InputError(f"target {value!r} is not a number", field="target")
         if not math.isfinite(float(value)):
-            raise InputError(f"target {value!r} is not a finite number")
+            raise InputError(f"target {value!r} is not a finite number", field="target")
         out.append(float(value))
     return np.array(out)

@@ -33,20 +33,20 @@ def _symbols(value: str | Iterable[str] | None, name: str) -> tuple[str, ...]:
     try:
         items = value.split(",") if isinstance(value, str) else list(value)
     except TypeError:
-        raise GenerateError(f"{name}: expected element symbols, got {value!r}") from None
+        raise GenerateError(f"{name}: expected element symbols, got {value!r}", field=name) from None
     if not items or (isinstance(value, str) and not value.strip()):
-        raise GenerateError(f"{name}: no element symbols given")
+        raise GenerateError(f"{name}: no element symbols given", field=name)
     out = []
     for item in items:
         if not isinstance(item, str):
-            raise GenerateError(f"{name}: element symbols must be strings, got {item!r}")
+            raise GenerateError(f"{name}: element symbols must be strings, got {item!r}", field=name)
         symbol = item.strip()
         if not symbol:
-            raise GenerateError(f"{name}: empty element symbol in {value!r}")
+            raise GenerateError(f"{name}: empty element symbol in {value!r}", field=name)
         if not Element.is_valid_symbol(symbol):
             guess = symbol[:1].upper() + symbol[1:].lower()
             hint = f" (did you mean {guess!r}?)" if Element.is_valid_symbol(guess) else ""
-            raise GenerateError(f"{name}: unknown element symbol {symbol!r}{hint}")
+            raise GenerateError(f"{name}: unknown element symbol {symbol!r}{hint}", field=name)
         if symbol not in out:
             out.append(symbol)
     return tuple(out)
@@ -89,27 +89,36 @@ class Constraints:
             outside = [s for s in symbols if s not in vocab]
             if outside:
                 raise GenerateError(
-                    f"{name}: {', '.join(outside)} not in the model's vocabulary of {len(vocab)} elements"
+                    f"{name}: {', '.join(outside)} not in the model's vocabulary of {len(vocab)} elements",
+                    field=name,
                 )
         both = [s for s in needed if s in banned]
         if both:
-            raise GenerateError(f"contradictory constraints: {', '.join(both)} both required and excluded")
+            raise GenerateError(
+                f"contradictory constraints: {', '.join(both)} both required and excluded", field="exclude"
+            )
         if elements is not None:
             stray = [s for s in needed if s not in only]
             if stray:
                 raise GenerateError(
                     f"contradictory constraints: required {', '.join(stray)} not among elements "
-                    f"{','.join(only)}"
+                    f"{','.join(only)}",
+                    field="require",
                 )
         if max_elements is not None:
             if isinstance(max_elements, bool) or not isinstance(max_elements, numbers.Integral):
-                raise GenerateError(f"max_elements must be an integer, got {max_elements!r}")
+                raise GenerateError(
+                    f"max_elements must be an integer, got {max_elements!r}", field="max_elements"
+                )
             if max_elements < 1:
-                raise GenerateError(f"max_elements must be at least 1, got {max_elements}")
+                raise GenerateError(
+                    f"max_elements must be at least 1, got {max_elements}", field="max_elements"
+                )
             if len(needed) > max_elements:
                 raise GenerateError(
                     f"contradictory constraints: {len(needed)} required elements ({', '.join(needed)}) "
-                    f"but max_elements={max_elements}"
+                    f"but max_elements={max_elements}",
+                    field="max_elements",
                 )
             max_elements = int(max_elements)
         allowed = np.ones(len(vocab), dtype=bool)
@@ -118,7 +127,9 @@ class Constraints:
             allowed[[vocab.index(s) for s in only]] = True
         allowed[[vocab.index(s) for s in banned if s in vocab]] = False
         if not allowed.any():
-            raise GenerateError("contradictory constraints: every element of the model is excluded")
+            raise GenerateError(
+                "contradictory constraints: every element of the model is excluded", field="exclude"
+            )
         parts = [
             f"elements={','.join(only)}" if elements is not None else "",
             f"require={','.join(needed)}" if needed else "",

@@ -71,11 +71,14 @@ def bundled_surrogate_for(sampler: Sampler) -> Surrogate | None:
 def check_objective(objective: str, method: str, has_hull: bool, data: DataSource) -> bool:
     """Whether the stability objective is asked for; refused unless guided on a formation energy."""
     if objective not in OBJECTIVES:
-        raise GenerateError(f"unknown objective {objective!r}; choose {' or '.join(OBJECTIVES)}")
+        raise GenerateError(
+            f"unknown objective {objective!r}; choose {' or '.join(OBJECTIVES)}", field="objective"
+        )
     if objective == "stability" and (method != "guided" or not has_hull):
         raise GenerateError(
             "the stability objective needs method 'guided' and a formation-energy property (this "
-            f"generator's comes from {data.describe()})"
+            f"generator's comes from {data.describe()})",
+            field="objective",
         )
     return objective == "stability"
 
@@ -86,7 +89,8 @@ def refuse_paper_options(changed: dict[str, bool], surrogate: Surrogate | None) 
     if given:
         raise GenerateError(
             f"{', '.join(given)} apply to method 'paper' only (the guided search returns unique, valid "
-            "formulas without balancing)"
+            "formulas without balancing)",
+            field=given[0],
         )
     if surrogate is None:
         raise GenerateError(

@@ -227,14 +227,15 @@ class Generator:
         if len(targets) * n > MAX_ROWS:
             raise GenerateError(
                 f"{len(targets)} targets x n={n} is {len(targets) * n:,} rows; at most {MAX_ROWS:,} per call "
-                "(call again with another seed for more)"
+                "(call again with another seed for more)",
+                field="n",
             )
         seed = check_int(seed, "seed", 0, SEED_MAX)
         max_rounds = check_int(max_rounds, "max_rounds", 0, 1000)
         max_iterations = check_int(max_iterations, "max_iterations", 1, MAX_ITERATIONS)
         max_atoms = check_int(max_atoms, "max_atoms", 2, MAX_EXACT_ATOMS)
         if method not in METHODS:
-            raise GenerateError(f"unknown method {method!r}; choose {' or '.join(METHODS)}")
+            raise GenerateError(f"unknown method {method!r}; choose {' or '.join(METHODS)}", field="method")
         if method == "guided":
             refuse_paper_options({
                 "balance": balance != "mh", "oxidation": oxidation != "common",
@@ -248,7 +249,7 @@ class Generator:
             if max_e_hull is not None and self.hull is None:
                 record = self.sampler.record
                 raise GenerateError(f"max_e_hull needs a formation energy; {record.data.describe()} gives "
-                                    f"{record.property_name!r}")  # fmt: skip
+                                    f"{record.property_name!r}", field="max_e_hull")  # fmt: skip
             frame = generate_guided(
                 self.surrogate, self.chemistry, self.sampler, self.reference, self.nearest, targets, n,
                 constraints, seed, max_atoms, include_known, self.hull,
@@ -258,11 +259,15 @@ class Generator:
                                 "constraints": constraints.description, "max_atoms": max_atoms})  # fmt: skip
             return frame
         if balance not in BALANCE_METHODS:
-            raise GenerateError(f"unknown balancing method {balance!r}; choose none, mh or exact")
+            raise GenerateError(
+                f"unknown balancing method {balance!r}; choose none, mh or exact", field="balance"
+            )
         if oxidation not in OXIDATION_TABLES:
-            raise GenerateError(f"unknown oxidation table {oxidation!r}; choose common, all or icsd")
+            raise GenerateError(
+                f"unknown oxidation table {oxidation!r}; choose common, all or icsd", field="oxidation"
+            )
         if not 0 < check_number(threshold, "threshold") < 1:
-            raise GenerateError(f"threshold must be a number in (0, 1), got {threshold!r}")
+            raise GenerateError(f"threshold must be a number in (0, 1), got {threshold!r}", field="threshold")
         constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)
         lo, hi = self.property_range
         self._warn_extrapolation(targets)

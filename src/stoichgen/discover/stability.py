@@ -15,6 +15,7 @@ be computed; empty otherwise). Bad rows keep their place with a reason; the rest
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, triangular_coord
+from pymatgen.core import Composition
 
 from stoichgen.chem.composition import parse_formula
 from stoichgen.chem.hull import Hull
@@ -62,6 +64,44 @@ def annotate(table: pd.DataFrame, composition_column: str, property_column: str,
     return out
 
 
+def _system(comps: Sequence[Composition]) -> frozenset[str]:
+    return frozenset(el.symbol for c in comps for el in c)
+
+
+def hull_figure(hull: Hull, formulas: Sequence[str], energies: Sequence[float]) -> dict | None:
+    """pymatgen's interactive (plotly) phase diagram of the candidates' ternary system, with the
+    candidates as blue stars, as plotly JSON for the web page; None unless the rows span three elements.
+
+    >>> hull = Hull.from_formulas(["Li2O", "Fe2O3", "LiFeO2"], [-2.1, -1.7, -2.0])
+    >>> figure = hull_figure(hull, ["Li5FeO4", "LiFe5O8"], [-1.9, -1.8])
+    >>> [trace["name"] for trace in figure["data"] if trace.get("name") == "candidates"]
+    ['candidates']
+    >>> hull_figure(hull, ["Li2O"], [-2.0]) is None  # a binary system
+    True
+    """
+    import plotly.graph_objects as go
+
+    comps = [parse_formula(f) for f in formulas]
+    system = _system(comps)
+    if len(system) != 3:
+        return None
+    diagram, _ = hull.diagram(system)
+    figure = PDPlotter(diagram, backend="plotly", show_unstable=0, ternary_style="2d").get_plot(
+        label_unstable=False
+    )
+    order = [el.symbol for el in diagram.elements]  # the axes a, b, c
+    shown = [(c, e) for c, e in zip(comps, energies, strict=True) if math.isfinite(e)]
+    fractions = np.array([[c.get_atomic_fraction(el) for el in order] for c, _ in shown]).reshape(-1, 3)
+    figure.add_trace(
+        go.Scatterternary(
+            a=fractions[:, 0], b=fractions[:, 1], c=fractions[:, 2], mode="markers", name="candidates",
+            hovertext=[f"{c.reduced_formula}: {e:.3f} eV/atom (predicted)" for c, e in shown],
+            marker={"symbol": "star", "size": 14, "color": "royalblue", "line": {"color": "black"}},
+        )
+    )  # fmt: skip
+    return json.loads(figure.to_json())
+
+
 def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], path: Path | str) -> Path:
     """pymatgen's phase-diagram plot (matplotlib) of the candidates' ternary or quaternary system: the
     known stable compounds and hull, with the candidates as blue stars (ternary; quaternary: the 3-D
@@ -72,7 +112,7 @@ def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], pa
     import matplotlib.pyplot as plt
 
     comps = [parse_formula(f) for f in formulas]
-    system = frozenset(el.symbol for c in comps for el in c)
+    system = _system(comps)
     if len(system) not in (3, 4):
         raise InputError(
             f"a hull picture needs a ternary or quaternary system; the rows span {len(system)} elements "
