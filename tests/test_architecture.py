@@ -26,6 +26,7 @@ LAYERS = {
     "discover": 4,
     "evaluate": 4,
     "paper": 5,
+    "web": 5,
     "cli": 6,
 }
 TRAINING = {"stoichgen.train", "stoichgen.options", "stoichgen.models.fast"}

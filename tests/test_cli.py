@@ -72,3 +72,22 @@ def test_ctrl_c_in_a_real_process_exits_130(tmp_path):
 
     assert run_main(["train", "--model", "dnn", "--repr", "b", "--steps", "2", "--no-compile",
                      "--out", str(tmp_path / "run")]) == 0  # fmt: skip
+
+
+def test_serve_warns_when_bound_beyond_this_machine(monkeypatch, capsys):
+    import uvicorn
+
+    started = {}
+    monkeypatch.setattr(
+        uvicorn, "run", lambda app, host, port, log_level: started.update(host=host, port=port)
+    )
+    assert main(["serve", "--host", "0.0.0.0", "--port", "8123"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: binding 0.0.0.0" in err and "http://0.0.0.0:8123/" in err
+    assert started == {"host": "0.0.0.0", "port": 8123}
+    assert main(["serve"]) == 0 and "warning" not in capsys.readouterr().err  # 127.0.0.1 by default
+
+
+def test_serve_refuses_a_model_that_is_not_a_run(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err

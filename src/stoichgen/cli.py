@@ -98,21 +98,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.csv is not None:
         data = DataSource(args.csv, args.composition_column, args.property_column)
     result = train(
-        args.model,
-        args.repr,
-        args.out,
-        preset=args.preset,
-        data=data,
-        steps=args.steps,
-        minutes=args.minutes,
-        seed=args.seed,
-        split_seed=args.split_seed,
-        train_max_property=args.train_max_property,
-        device=args.device,
-        compile=False if args.no_compile else None,
-        resume=args.resume,
-        force=args.force,
-    )
+        args.model, args.repr, args.out, preset=args.preset, data=data, steps=args.steps,
+        minutes=args.minutes, seed=args.seed, split_seed=args.split_seed,
+        train_max_property=args.train_max_property, device=args.device,
+        compile=False if args.no_compile else None, resume=args.resume, force=args.force,
+    )  # fmt: skip
     losses = " ".join(f"{k}={v:.4g}" for k, v in result.last_losses.items())
     print(f"trained {result.steps} steps in {result.elapsed_s:.0f} s -> {result.run_dir}  {losses}")
     return 0
@@ -124,15 +114,9 @@ GUIDED_SHOWN = (
     "nearest_formula",
 )  # fmt: skip
 PAPER_SHOWN = (
-    "formula",
-    "composition",
-    "charge_neutral",
-    "smact_valid",
-    "predicted_property",
-    "nearest_formula",
-    "nearest_property",
-    "novel",
-)
+    "formula", "composition", "charge_neutral", "smact_valid", "predicted_property", "nearest_formula",
+    "nearest_property", "novel",
+)  # fmt: skip
 
 
 # the paper pipeline's options: given only when the user set them (the guided method refuses them)

@@ -34,6 +34,7 @@ __all__ = [
     "StoichgenError",
     "StoichgenWarning",
     "TrainError",
+    "check_choice",
     "check_int",
     "check_number",
     "check_targets",
@@ -117,6 +118,24 @@ def check_int(value: object, name: str, minimum: int | None = None, maximum: int
             bounds = ""
         raise InputError(f"{name} must be an integer{bounds}, got {value!r}", field=name)
     return int(value)  # type: ignore[arg-type]
+
+
+def check_choice(
+    value: object, choices: tuple[str, ...], name: str, what: str | None = None, error: type = InputError
+) -> str:
+    """``value`` if it is one of ``choices``; else ``error`` (a StoichgenError) naming it and the choices.
+
+    >>> check_choice("exact", ("none", "mh", "exact"), "balance", "balancing method")
+    'exact'
+    >>> check_choice("magic", ("none", "mh", "exact"), "balance", "balancing method")
+    Traceback (most recent call last):
+    ...
+    stoichgen.errors.InputError: unknown balancing method 'magic'; choose none, mh or exact
+    """
+    if not isinstance(value, str) or value not in choices:
+        listed = f"{', '.join(choices[:-1])} or {choices[-1]}" if len(choices) > 1 else choices[0]
+        raise error(f"unknown {what or name} {value!r}; choose {listed}", field=name)
+    return value
 
 
 def check_number(value: object, name: str) -> float:

@@ -81,9 +81,10 @@ def browser(tmp_path_factory, downloads):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1500,1300", f"--user-data-dir={profile}"):  # fmt: skip
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--window-size=1500,1300", f"--user-data-dir={profile}"]  # fmt: skip
+    for flag in flags:
         options.add_argument(flag)
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
@@ -123,7 +124,9 @@ def _set(driver, field: str, value: str) -> None:
 def test_generate_on_the_page(server, browser, downloads):
     driver = browser
     driver.get(server)
-    WebDriverWait(driver, 120).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    WebDriverWait(driver, 120).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready")
+    )
 
     # elements the model does not know are greyed out and cannot be clicked
     unknown = driver.find_elements(By.CSS_SELECTOR, "#periodic-table button.unknown")
@@ -181,7 +184,9 @@ def test_generate_on_the_page(server, browser, downloads):
     WebDriverWait(driver, 30).until(lambda d: path.is_file() and path.stat().st_size > 0)
     frame = pd.read_csv(path)
     assert len(frame) == 20 and sorted(frame["formula"]) == sorted(formulas)
-    assert {"predicted_property", "uncertainty", "e_above_hull", "nearest_formula", "novel"} <= set(frame.columns)
+    assert {"predicted_property", "uncertainty", "e_above_hull", "nearest_formula", "novel"} <= set(
+        frame.columns
+    )
     assert frame["smact_valid"].all() and frame["rank"].tolist() == list(range(1, 21))
 
     # n beyond the documented limit: the error sits beside n

@@ -24,7 +24,7 @@ from stoichgen.discover import schema
 from stoichgen.discover.constraints import Constraints
 from stoichgen.discover.reference import Reference
 from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Chemistry, Search, fraction_keys
-from stoichgen.errors import GenerateError, GenerateWarning
+from stoichgen.errors import GenerateError, GenerateWarning, check_choice
 from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler, Surrogate
 from stoichgen.run import CHECKPOINT, bundled_run_dir
@@ -70,10 +70,7 @@ def bundled_surrogate_for(sampler: Sampler) -> Surrogate | None:
 
 def check_objective(objective: str, method: str, has_hull: bool, data: DataSource) -> bool:
     """Whether the stability objective is asked for; refused unless guided on a formation energy."""
-    if objective not in OBJECTIVES:
-        raise GenerateError(
-            f"unknown objective {objective!r}; choose {' or '.join(OBJECTIVES)}", field="objective"
-        )
+    check_choice(objective, OBJECTIVES, "objective", error=GenerateError)
     if objective == "stability" and (method != "guided" or not has_hull):
         raise GenerateError(
             "the stability objective needs method 'guided' and a formation-energy property (this "

@@ -63,6 +63,7 @@ from stoichgen.errors import (
     ExtrapolationWarning,
     GenerateError,
     GenerateWarning,
+    check_choice,
     check_int,
     check_number,
     check_targets,
@@ -234,8 +235,7 @@ class Generator:
         max_rounds = check_int(max_rounds, "max_rounds", 0, 1000)
         max_iterations = check_int(max_iterations, "max_iterations", 1, MAX_ITERATIONS)
         max_atoms = check_int(max_atoms, "max_atoms", 2, MAX_EXACT_ATOMS)
-        if method not in METHODS:
-            raise GenerateError(f"unknown method {method!r}; choose {' or '.join(METHODS)}", field="method")
+        check_choice(method, METHODS, "method", error=GenerateError)
         if method == "guided":
             refuse_paper_options({
                 "balance": balance != "mh", "oxidation": oxidation != "common",
@@ -258,14 +258,8 @@ class Generator:
             frame.attrs.update({"method": method, "targets": targets.tolist(), "n": n, "seed": seed,
                                 "constraints": constraints.description, "max_atoms": max_atoms})  # fmt: skip
             return frame
-        if balance not in BALANCE_METHODS:
-            raise GenerateError(
-                f"unknown balancing method {balance!r}; choose none, mh or exact", field="balance"
-            )
-        if oxidation not in OXIDATION_TABLES:
-            raise GenerateError(
-                f"unknown oxidation table {oxidation!r}; choose common, all or icsd", field="oxidation"
-            )
+        check_choice(balance, BALANCE_METHODS, "balance", "balancing method", GenerateError)
+        check_choice(oxidation, OXIDATION_TABLES, "oxidation", "oxidation table", GenerateError)
         if not 0 < check_number(threshold, "threshold") < 1:
             raise GenerateError(f"threshold must be a number in (0, 1), got {threshold!r}", field="threshold")
         constraints = Constraints.resolve(self.vocabulary, elements, require, exclude, max_elements)

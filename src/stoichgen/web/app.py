@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException
 
 from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT_ATOMS
 from stoichgen.chem.composition import DEFAULT_THRESHOLD
+from stoichgen.chem.oxidation import OXIDATION_TABLES
 from stoichgen.discover.guided import OBJECTIVES
 from stoichgen.discover.pipeline import (
     DEFAULT_MAX_ROUNDS,
@@ -89,7 +90,7 @@ class GenerateRequest(BaseModel):
     max_e_hull: float | None = None
     seed: int = Field(0, ge=0, le=SEED_MAX)
     balance: Literal[BALANCE_METHODS] = "mh"  # type: ignore[valid-type]
-    oxidation: Literal["common", "all", "icsd"] = "common"
+    oxidation: Literal[OXIDATION_TABLES] = "common"  # type: ignore[valid-type]
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=1)
     neutral_only: bool = False
     unique: bool = False
