@@ -25,6 +25,7 @@ LAYERS = {
     "predict": 3,
     "discover": 4,
     "evaluate": 4,
+    "screen": 4,
     "paper": 5,
     "web": 5,
     "cli": 6,
@@ -62,7 +63,7 @@ def test_layers_only_look_down(module, path):
         if imported == "stoichgen":
             continue
         assert LAYERS[_room(imported)] <= own, f"{module} (layer {own}) imports {imported}"
-        if _room(module) in ("predict", "discover", "evaluate", "run", "models"):
+        if _room(module) in ("predict", "discover", "evaluate", "run", "models", "screen", "web"):
             assert not any(imported.startswith(t) for t in TRAINING) or module.startswith(
                 "stoichgen.models.fast"
             ), f"{module} is used for inference but imports {imported}"

@@ -41,7 +41,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("stoichgen.cli.load_mp_formation_energy", interrupted)
+    monkeypatch.setattr("stoichgen.cli.runs.load_mp_formation_energy", interrupted)
     assert main(["data", "info"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err

@@ -67,3 +67,24 @@ def test_many_query_chunks_equal_one_chunk(dataset, monkeypatch):
     chunked = index.query(queries)
     np.testing.assert_array_equal(whole[1], chunked[1])
     np.testing.assert_array_equal(whole[0], chunked[0])
+
+
+def test_query_within_a_system_equals_the_full_search():
+    """The fast path for compositions of one chemical system finds the same distances as the full search,
+    including reference rows that share no element with the query (the ones counted by norm alone)."""
+    rng = np.random.default_rng(0)
+    reference = rng.dirichlet(np.ones(6), size=300) * (rng.random((300, 6)) < 0.5)
+    reference = reference[reference.sum(axis=1) > 0]
+    reference /= reference.sum(axis=1, keepdims=True)
+    normaliser = MinMaxNormaliser.fit(np.vstack([reference, np.zeros(6), np.ones(6)]))
+    index = NearestIndex(reference, normaliser)
+    for columns in ([0, 1], [2, 4, 5], [3]):
+        x = rng.dirichlet(np.ones(len(columns)), size=50)  # (50, k)
+        full = np.zeros((50, 6))
+        full[:, columns] = x
+        distance, rows = index.query_within(columns, x)
+        expected, _ = index.query(full)
+        np.testing.assert_allclose(distance, expected, atol=1e-12)
+        np.testing.assert_allclose(
+            np.sqrt(((full * index.scale - index.points[rows]) ** 2).sum(axis=1)), distance
+        )

@@ -12,6 +12,7 @@ so only its scale is applied.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -23,6 +24,7 @@ from stoichgen.errors import InputError
 
 Space = Literal["b", "bp"]
 _QUERY_CHUNK = 65_536  # query rows scaled at once (the search itself is chunked by scikit-learn)
+_PRODUCT_CELLS = 1 << 22  # query x reference products held at once by query_within (32 MiB)
 
 
 def _scale(normaliser: MinMaxNormaliser, start: int, stop: int) -> np.ndarray:
@@ -59,6 +61,7 @@ class NearestIndex:
         blocks = [x_b] if x_p is None else [x_b, np.asarray(x_p, dtype=np.float64)]
         self.scale = _scale(normaliser, 0, self.dim)  # (dim,)
         self.points = np.hstack(blocks) * self.scale  # (N, dim), normalised units up to a shift
+        self.norms = (self.points**2).sum(axis=1)  # (N,)
         self.search = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(self.points)
 
     @classmethod
@@ -86,4 +89,36 @@ class NearestIndex:
             best = self.search.kneighbors(q, return_distance=False)[:, 0]  # (m,)
             index[rows] = best
             distance[rows] = np.sqrt(((q - self.points[best]) ** 2).sum(axis=1))
+        return distance, index
+
+    def query_within(self, columns: Sequence[int], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``query`` for compositions of one chemical system: ``x`` (M, k) the fractions over the x^b
+        ``columns`` (zero elsewhere). The same answer, faster (x^b space only).
+
+        ``|q - r|^2 = |q|^2 + |r|^2 - 2 q.r``, and ``q.r`` is zero for every reference row with nothing in
+        ``columns``: of those only the one of smallest norm can win. The rest are searched exactly.
+        """
+        if self.space != "b":
+            raise InputError("query_within searches x^b space only")
+        cols = list(columns)
+        q = np.asarray(x, dtype=np.float64) * self.scale[cols]  # (M, k)
+        overlap = (self.points[:, cols] != 0).any(axis=1)  # (N,)
+        rows = np.flatnonzero(overlap)
+        others = np.flatnonzero(~overlap)
+        norms = self.norms
+        near = self.points[rows][:, cols]  # (R, k)
+        index = np.empty(len(q), dtype=np.int64)
+        step = max(1, _PRODUCT_CELLS // max(1, len(rows)))
+        lone = others[np.argmin(norms[others])] if len(others) else -1  # the best row sharing nothing
+        for start in range(0, len(q), step):
+            part = q[start : start + step]  # (m, k)
+            cost = norms[rows][None, :] - 2.0 * (part @ near.T)  # (m, R): distance^2 - |q|^2
+            best = np.argmin(cost, axis=1) if len(rows) else np.zeros(len(part), dtype=np.int64)
+            chosen = rows[best] if len(rows) else np.full(len(part), lone)
+            if lone >= 0 and len(rows):
+                chosen = np.where(norms[lone] < cost[np.arange(len(part)), best], lone, chosen)
+            index[start : start + step] = chosen
+        full = np.zeros((len(q), self.points.shape[1]))
+        full[:, cols] = q
+        distance = np.sqrt(((full - self.points[index]) ** 2).sum(axis=1))
         return distance, index

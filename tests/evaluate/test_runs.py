@@ -56,7 +56,7 @@ def test_judge_must_be_a_predictor_on_the_same_split(runs):
 def test_output_is_checked_before_the_evaluation(runs, tmp_path, capsys, monkeypatch, name):
     (tmp_path / "exists.csv").write_text("kept")
     monkeypatch.setattr(runs_module, "evaluate_run", lambda *a, **k: pytest.fail("evaluated first"))
-    monkeypatch.setattr("stoichgen.cli.evaluate_run", lambda *a, **k: pytest.fail("evaluated first"))
+    monkeypatch.setattr("stoichgen.cli.runs.evaluate_run", lambda *a, **k: pytest.fail("evaluated first"))
     assert main(["evaluate", str(runs["cgan"]), "--targets=-1.0", "-o", str(tmp_path / name)]) == 2
     assert "output" in capsys.readouterr().err
     assert (tmp_path / "exists.csv").read_text() == "kept"

@@ -141,3 +141,26 @@ def test_report_template_facts_come_from_code():
     template = report_template()
     for typed in ("49,543", "5,506", "8.6 M", "(30, 60)"):
         assert typed not in template
+
+
+@pytest.mark.slow
+def test_training_in_parallel_gives_the_same_runs_and_numbers(report_dir, tmp_path):
+    """reproduce with two worker processes: the same weights as one after another, so the same report
+    numbers (timings aside)."""
+    import torch
+
+    from stoichgen.run import RunRecord
+
+    parallel = tmp_path / "parallel"
+    reproduce(TINY, parallel, log=lambda text: None, workers=2)
+    for spec in run_specs(TINY):
+        ours = RunRecord.load(parallel / "runs" / spec.name).state_dict
+        theirs = RunRecord.load(report_dir / "runs" / spec.name).state_dict
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours), spec.name
+    tables = sorted(p.name for p in report_dir.glob("*.csv"))
+    assert tables and tables == sorted(p.name for p in parallel.glob("*.csv"))
+    for name in tables:
+        a, b = pd.read_csv(report_dir / name), pd.read_csv(parallel / name)
+        timing = [c for c in a.columns if "second" in c or c.endswith("_s")]
+        pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))

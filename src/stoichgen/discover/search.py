@@ -146,6 +146,30 @@ class Chemistry:
     def index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
 
+    def unseen_pairs(self, elements: Sequence[str]) -> float:
+        """The share of the set's element pairs that no training compound holds (0 for one element)."""
+        idx = [self.index(s) for s in elements]
+        pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1 :]]
+        return sum(not self.together[a, b] for a, b in pairs) / max(1, len(pairs))
+
+
+def score(
+    first: np.ndarray,
+    spread: np.ndarray,
+    unseen_pairs: float | np.ndarray,
+    atoms: np.ndarray,
+    n_elements: int,
+) -> np.ndarray:
+    """What the guided search (and the screen) ranks by, lower is better: ``first`` (the distance to the
+    target, or the predicted e_above_hull) plus the uncertainty and the realism terms (module docstring)."""
+    return (
+        first
+        + SPREAD_WEIGHT * spread
+        + PAIR_WEIGHT * unseen_pairs
+        + ATOM_WEIGHT * atoms
+        + ELEMENT_WEIGHT * n_elements
+    )
+
 
 def fraction_keys(x_b: np.ndarray) -> list[bytes]:
     """A hashable key per row of fractions (N, V): equal keys are equal reduced formulas."""
@@ -327,8 +351,7 @@ class Search:
         for elements, counts in owners:
             rows = slice(start, start + len(counts))
             idx = [self.chemistry.index(s) for s in elements]
-            pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1 :]]
-            unseen = sum(not self.chemistry.together[a, b] for a, b in pairs) / max(1, len(pairs))
+            unseen = self.chemistry.unseen_pairs(elements)
             e_hull = None
             if self.hull is not None:
                 # where the known hull is silent (a pair of elements no known compound holds), every
@@ -341,13 +364,9 @@ class Search:
             start += len(counts)
 
     def _objective(self, scores: SetScores, target: float) -> np.ndarray:
-        atoms = scores.counts.sum(axis=1)
-        return (
-            (scores.e_hull if scores.e_hull is not None else np.abs(scores.mean - target))
-            + SPREAD_WEIGHT * scores.spread
-            + PAIR_WEIGHT * scores.pair_penalty
-            + ATOM_WEIGHT * atoms
-            + ELEMENT_WEIGHT * scores.counts.shape[1]
+        first = scores.e_hull if scores.e_hull is not None else np.abs(scores.mean - target)
+        return score(
+            first, scores.spread, scores.pair_penalty, scores.counts.sum(axis=1), scores.counts.shape[1]
         )
 
     def best_of(self, elements: tuple[str, ...], target: float) -> float:

@@ -8,11 +8,15 @@ and training them, reusing finished runs of the same settings.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import torch
 
 from stoichgen.errors import ReproduceError, StoichgenError
 from stoichgen.options import make_options, stored_options
@@ -179,10 +183,58 @@ def check_plan(plan: Plan, out: Path) -> None:
     atomic_write_text(path, text)
 
 
-def train_all(plan: Plan, out: Path | str, log: Callable[[str], None] = print) -> list[Path]:
+def train_all(
+    plan: Plan, out: Path | str, log: Callable[[str], None] = print, workers: int = 1, ray: str | None = None
+) -> list[Path]:
+    """Train (or reuse) every run of the plan: one after another, or ``workers`` at once in local
+    processes, or as Ray tasks (``ray``: a cluster's address, ``"auto"`` or ``"local"``; the report
+    directory must then be on a file system every node shares). The runs are independent and each is
+    seeded by its spec; every worker uses this process's torch thread count (one thread each would
+    change the DNN's weights at the rounding level), so the weights are the same either way."""
     out = Path(out)
     check_plan(plan, out)
+    specs = run_specs(plan)
     try:
-        return [ensure_run(spec, plan, out / "runs", log) for spec in run_specs(plan)]
+        if ray is not None:
+            return _train_on_ray(specs, plan, out / "runs", ray, workers)
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            threads = torch.get_num_threads()
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                                     initargs=(threads,)) as pool:  # fmt: skip
+                futures = [pool.submit(ensure_run, spec, plan, out / "runs", _stderr) for spec in specs]
+                return [future.result() for future in futures]
+        return [ensure_run(spec, plan, out / "runs", log) for spec in specs]
     except StoichgenError as err:
         raise ReproduceError(str(err)) from None
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _train_remote(spec: RunSpec, plan: Plan, runs_dir: Path, threads: int) -> Path:
+    torch.set_num_threads(threads)  # Ray starts its workers with one thread
+    return ensure_run(spec, plan, runs_dir, _stderr)
+
+
+def _train_on_ray(specs: list[RunSpec], plan: Plan, runs_dir: Path, address: str, workers: int) -> list[Path]:
+    try:
+        import ray
+    except ImportError:
+        raise ReproduceError(
+            'the Ray backend needs Ray, an optional extra: pip install "stoichgen[ray]"'
+        ) from None
+    started = not ray.is_initialized()
+    if started:
+        if address == "local":
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=True, configure_logging=False)
+        else:
+            ray.init(address=address)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=1)(_train_remote)
+        threads = torch.get_num_threads()
+        return ray.get([task.remote(spec, plan, runs_dir.resolve(), threads) for spec in specs])
+    finally:
+        if started:
+            ray.shutdown()

@@ -335,9 +335,12 @@ def _describe_cgan_preset() -> str:
     return text
 
 
-def reproduce(plan: Plan, out: Path | str, log: Callable[[str], None] = print) -> Path:
-    """Train (or reuse) every run, evaluate every piece not yet done, and write the report."""
+def reproduce(
+    plan: Plan, out: Path | str, log: Callable[[str], None] = print, workers: int = 1, ray: str | None = None
+) -> Path:
+    """Train (or reuse) every run (``workers`` at once, or on Ray: ``train_all``), evaluate every piece not
+    yet done, and write the report."""
     out = Path(out)
-    train_all(plan, out, log)
+    train_all(plan, out, log, workers, ray)
     evaluate_all(plan, out, log)
     return write_report(plan, out)

@@ -1,0 +1,298 @@
+"""Commands of discovery: ``generate``, ``hull``, ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT_ATOMS
+from stoichgen.chem.composition import DEFAULT_THRESHOLD
+from stoichgen.chem.oxidation import OXIDATION_TABLES
+from stoichgen.cli.common import SEED, int_in
+from stoichgen.data import load_csv, load_mp_formation_energy, read_table
+from stoichgen.discover.guided import OBJECTIVES
+from stoichgen.discover.output import check_output, write_table
+from stoichgen.discover.pipeline import (
+    DEFAULT_MODEL,
+    GENERATE_MAX_ITERATIONS,
+    MAX_ITERATIONS,
+    MAX_ROWS,
+    METHODS,
+    Generator,
+)
+from stoichgen.discover.stability import annotate, hull_of, plot_hull
+from stoichgen.errors import GenerateWarning, InputError
+from stoichgen.run import bundled_run_dir
+
+# Columns printed to the terminal when no output file is given (the file has them all).
+GUIDED_SHOWN = (
+    "formula", "predicted_property", "uncertainty", "e_above_hull", "score", "source", "n_atoms",
+    "nearest_formula",
+)  # fmt: skip
+PAPER_SHOWN = (
+    "formula", "composition", "charge_neutral", "smact_valid", "predicted_property", "nearest_formula",
+    "nearest_property", "novel",
+)  # fmt: skip
+
+
+# the paper pipeline's options: given only when the user set them (the guided method refuses them)
+PAPER_OPTIONS = ("balance", "oxidation", "threshold", "neutral_only", "max_iterations", "unique")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, args.force)  # refuse before any work
+    if args.model:
+        generator = Generator.from_run(args.model, args.surrogate, args.formation_energy)
+    else:
+        generator = Generator.default() if args.surrogate is None else Generator.from_run(
+            bundled_run_dir(DEFAULT_MODEL), surrogate=args.surrogate
+        )  # fmt: skip
+    if args.target is None and args.objective != "stability":
+        raise InputError("give a target property value (--target Y), or --objective stability")
+    targets = None if args.target is None else (args.target if len(args.target) > 1 else args.target[0])
+    paper_options = {
+        name: getattr(args, name) for name in PAPER_OPTIONS if getattr(args, name) not in (None, False)
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GenerateWarning)
+        frame = generator.generate(
+            targets,
+            args.n,
+            objective=args.objective,
+            method=args.method,
+            include_known=args.include_known,
+            max_e_hull=args.max_e_hull,
+            elements=args.elements,
+            require=args.require,
+            exclude=args.exclude,
+            max_elements=args.max_elements,
+            seed=args.seed,
+            max_atoms=args.max_atoms,
+            **paper_options,
+        )
+    for warning in caught:
+        if issubclass(warning.category, GenerateWarning):
+            print(f"stoichgen: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    a = frame.attrs
+    if args.method == "paper":
+        reasons = f"{a['redrawn_empty']} empty, {a['redrawn_constraint']} against constraints"
+        if args.neutral_only:
+            reasons += f", {a['redrawn_not_neutral']} not neutral"
+        print(
+            f"generated {len(frame)} compositions ({a['balance']} balancing): "
+            f"{int(frame['charge_neutral'].sum())} charge neutral, {int(frame['smact_valid'].sum())} "
+            f"SMACT-valid, {int(frame['novel'].sum())} novel; redrawn {a['redrawn']} samples ({reasons}); "
+            f"dropped {a['dropped']}; duplicates removed {a['duplicates_removed']}",
+            file=sys.stderr,
+        )
+        shown = PAPER_SHOWN
+    else:
+        first_term = "predicted e_above_hull" if args.objective == "stability" else "|predicted - target|"
+        print(
+            f"generated {len(frame)} candidates (guided search): all SMACT-valid, "
+            f"{int(frame['intermetallic'].sum())} intermetallic, {int(frame['novel'].sum())} novel; ranked "
+            f"by score = {first_term} "
+            "+ uncertainty + realism terms (see --help)",
+            file=sys.stderr,
+        )
+        shown = GUIDED_SHOWN
+    if args.output is not None:
+        path = write_table(frame, args.output, force=args.force)
+        print(f"wrote {len(frame)} rows to {path}", file=sys.stderr)
+        return 0
+    columns = ["target", *shown] if args.target is not None and len(args.target) > 1 else list(shown)
+    if frame.empty:
+        print("(no compositions)")
+    else:
+        print(frame[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _hull(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, args.force)  # refuse before any work
+    table = read_table(args.file, args.composition_column, args.property_column, allow_empty=True)
+    if args.reference is None:
+        reference = load_mp_formation_energy()
+    else:
+        reference = load_csv(
+            args.reference, args.reference_composition_column, args.reference_property_column
+        )
+    hull = hull_of(reference)
+    out = annotate(table, args.composition_column, args.property_column, hull)
+    bad = out[out["hull_error"] != ""]
+    for row, reason in zip(bad.index, bad["hull_error"], strict=True):
+        print(f"stoichgen: warning: row {row + 2}: {reason}", file=sys.stderr)  # the header is line 1
+    print(
+        f"{len(out) - len(bad)} of {len(out)} rows on the hull of {len(hull):,} known compounds "
+        f"({reference.report.source}); {int((out['e_above_hull'] <= 0).sum())} at or below it",
+        file=sys.stderr,
+    )
+    if args.plot is not None:
+        good = out[out["hull_error"] == ""]
+        energies = [float(v) for v in good[args.property_column]]
+        print(
+            f"plot: {plot_hull(hull, list(good[args.composition_column]), energies, args.plot)}",
+            file=sys.stderr,
+        )
+    if args.output is not None:
+        write_table(out, args.output, force=args.force)
+        print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
+    else:
+        print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stoichgen.web.app import create_app
+
+    app = create_app(args.model)  # the given runs are checked before the server starts
+    if args.host not in LOOPBACK:
+        print(
+            f"stoichgen: warning: binding {args.host} makes the page reachable from other machines; it has "
+            "no authentication and each request costs seconds of CPU",
+            file=sys.stderr,
+        )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    models = ", ".join(app.state.service.offered)
+    print(
+        f"stoichgen: serving {models} at http://{host}:{args.port}/ (Ctrl-C stops)",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def add_generate(commands) -> None:
+    gen = commands.add_parser(
+        "generate",
+        help="generate compositions at a target property",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Candidate compositions at target property values.
+
+--method guided (default): a search over small integer formulas that SMACT accepts (exactly neutral for
+one oxidation state per element, cations less electronegative than anions, or metals only), at most
+--max-atoms atoms and --max-elements elements (default 4), seeded by the generator's samples at the
+target, by known compounds near the target with one element substituted, and by random element sets.
+Rows are unique, not in the training split (unless --include-known), and ranked by
+
+    score = |predicted_property - target| + uncertainty
+            + 0.3 x (share of element pairs no training compound holds)
+            + 0.003 x atoms per formula unit + 0.02 x elements       (lower is better)
+
+where predicted_property and uncertainty are the surrogate ensemble's mean and calibrated spread.
+With --objective stability the first term is the predicted e_above_hull instead (against every known
+compound of the bundled set; element sets with a pair that no known binary compound holds are skipped,
+since the hull knows nothing there), and --target may be left out. --max-e-hull X keeps candidates at
+most X eV/atom above the known hull.
+
+--method paper: the paper's pipeline: CondGAN/CondVAE samples decoded at threshold TH, charge
+balanced (--balance), annotated; constraint-violating samples are redrawn, never output.""",
+    )  # fmt: skip
+    gen.add_argument(
+        "--model", metavar="RUN_DIR", help="a generator run directory (default: the bundled model)"
+    )
+    gen.add_argument("--method", default="guided", choices=METHODS, help="guided (default) or paper")
+    gen.add_argument(
+        "--surrogate", metavar="RUN_DIR", help="surrogate run for --method guided (default: the bundled one)"
+    )
+    gen.add_argument(
+        "--include-known", action="store_true", help="guided: let training-split formulas through"
+    )
+    gen.add_argument(
+        "--formation-energy", action="store_true",
+        help="declare that the --model run's property (your CSV) is a formation energy in eV/atom, so that "
+        "hull columns, --max-e-hull and --objective stability apply (the bundled set's always is)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--max-e-hull", type=float, metavar="X",
+        help="guided: keep candidates at most X eV/atom above the known hull (formation energies only)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--target", type=float, nargs="+", action="extend", metavar="Y",
+        help="target property value(s); repeat or list several (optional with --objective stability)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--objective", default="target", choices=OBJECTIVES,
+        help="guided: hit the target (default), or 'stability': lowest predicted e_above_hull",
+    )  # fmt: skip
+    gen.add_argument(
+        "-n", type=int_in(1, MAX_ROWS), default=256,
+        help=f"compositions per target (default 256; at most {MAX_ROWS:,} rows per call over all targets)",
+    )  # fmt: skip
+    gen.add_argument("--balance", choices=BALANCE_METHODS, help="paper: valence balancing (default mh)")
+    gen.add_argument("--elements", metavar="A,B,..", help="only these elements may appear")
+    gen.add_argument("--require", metavar="A,B,..", help="these elements must appear")
+    gen.add_argument("--exclude", metavar="A,B,..", help="these elements must not appear")
+    gen.add_argument(
+        "--max-elements", type=int_in(1, 118), metavar="K", help="at most K elements per composition"
+    )
+    gen.add_argument("--neutral-only", action="store_true", help="paper: redraw rows left not charge neutral")
+    gen.add_argument("--unique", action="store_true", help="paper: keep one row per reduced formula (first)")
+    gen.add_argument("--seed", type=SEED, default=0)
+    gen.add_argument(
+        "--max-iterations", type=int_in(1, MAX_ITERATIONS),
+        help=f"paper: MH iterations (default {GENERATE_MAX_ITERATIONS}; the authors' 10000)",
+    )  # fmt: skip
+    gen.add_argument(
+        "--max-atoms", type=int_in(2, MAX_EXACT_ATOMS), default=DEFAULT_MAX_ATOMS,
+        help=f"largest formula unit: guided search, or --balance exact (default {DEFAULT_MAX_ATOMS}, at most "
+        f"{MAX_EXACT_ATOMS})",
+    )  # fmt: skip
+    gen.add_argument("--oxidation", choices=OXIDATION_TABLES, help="paper: oxidation states (default common)")
+    gen.add_argument("--threshold", type=float, help=f"paper: TH (default {DEFAULT_THRESHOLD})")
+    gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
+    gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    gen.set_defaults(handler=_generate)
+
+
+def add_hull(commands) -> None:
+    hu = commands.add_parser(
+        "hull",
+        help="where each row would sit on the convex hull of known compounds",
+        description="For every row (a composition and its formation energy in eV/atom), add e_above_hull "
+        "(eV/atom; negative: below the known hull), decomposition (the competing products) and n_known "
+        "(known compounds in its chemical system), on pymatgen's PhaseDiagram with every element at 0. "
+        "Known compounds: the bundled MP set, or --reference CSV. Bad rows are reported by row and reason.",
+    )
+    hu.add_argument("file", metavar="FILE", help="a CSV of candidates")
+    hu.add_argument("--composition-column", default="formula", metavar="C")
+    hu.add_argument("--property-column", default="predicted_property", metavar="P", help="eV/atom")
+    hu.add_argument("--reference", metavar="CSV", help="known compounds instead of the bundled MP set")
+    hu.add_argument("--reference-composition-column", default="composition", metavar="C")
+    hu.add_argument("--reference-property-column", default="property", metavar="P")
+    hu.add_argument("--plot", metavar="PNG", help="the phase diagram of a ternary or quaternary system")
+    hu.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
+    hu.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    hu.set_defaults(handler=_hull)
+
+
+def add_serve(commands) -> None:
+    web = commands.add_parser(
+        "serve",
+        help="the web page: a periodic table, a target, candidates with plots and downloads",
+        description="Start the web page and its HTTP API (GET /api/models, POST /api/generate; see the "
+        "README) on a local address. Models offered: the bundled ones and each --model RUN_DIR.",
+    )
+    web.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    web.add_argument("--port", type=int_in(1, 65535), default=8000, help="port (default 8000)")
+    web.add_argument(
+        "--model",
+        metavar="RUN_DIR",
+        action="append",
+        default=[],
+        help="also offer this generator run (repeat)",
+    )
+    web.set_defaults(handler=_serve)

@@ -1,0 +1,211 @@
+"""Running a screen: chunks scored by a backend, written as Parquet parts, joined into one file.
+
+Backends: this process (``workers=1``), local worker processes (``workers=N``), or Ray tasks on a
+cluster (``ray="ADDRESS"``, ``"auto"``, or ``"local"`` for a Ray started here). Each yields chunks'
+rows as they finish; this process writes each as a part (``.OUT.parts/000012.parquet``, atomically), so
+a rerun skips finished chunks, and finally joins the parts in chunk order, or keeps the best ``top``
+rows, into ``OUT``. The same rows in the same order whatever the backend and the number of workers.
+
+>>> result = run_screen(ScreenSpec(elements=("Li", "O"), max_atoms=4), "li-o.parquet")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec, describe_space, plan
+from stoichgen.screen.scoring import Scorer, check_spec, top_rows
+
+__all__ = ["ScreenResult", "run_screen"]
+
+PARTS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    path: Path
+    rows: int  # rows written
+    screened: int  # rows scored, over all chunks
+    chunks: int
+    skipped: int  # chunks a previous run had finished
+    seconds: float
+    backend: str
+
+
+def score_chunk(spec: ScreenSpec, chunk: Chunk) -> pd.DataFrame:
+    """One chunk's rows, best ``top`` only when asked (a worker's whole job)."""
+    return top_rows(Scorer.from_run(spec.surrogate).score(spec, chunk), spec.top)
+
+
+def _warm(surrogate: str) -> None:
+    Scorer.from_run(surrogate)  # each worker loads its models once, before its first chunk
+
+
+def _in_process(spec: ScreenSpec, todo: Sequence[Chunk]) -> Iterator[tuple[Chunk, pd.DataFrame]]:
+    for chunk in todo:
+        yield chunk, score_chunk(spec, chunk)
+
+
+def _processes(spec: ScreenSpec, todo: Sequence[Chunk], workers: int) -> Iterator[tuple[Chunk, pd.DataFrame]]:
+    """Local worker processes (spawned: a clean interpreter each), at most two chunks each in flight."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_warm, initargs=(spec.surrogate,)
+    ) as pool:
+        queue, pending = list(todo), {}
+        try:
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:
+                    chunk = queue.pop(0)
+                    pending[pool.submit(score_chunk, spec, chunk)] = chunk
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: pending[f].index):
+                    yield pending.pop(future), future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _ray(spec: ScreenSpec, todo: Sequence[Chunk], address: str, workers: int):
+    """Ray tasks, one per chunk, at most two per CPU of the cluster in flight."""
+    try:
+        import ray
+    except ImportError:
+        raise ScreenError('the Ray backend needs Ray, an optional extra: pip install "stoichgen[ray]"',
+                          field="ray") from None  # fmt: skip
+    started = not ray.is_initialized()
+    if started:
+        if address == "local":
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=2)(score_chunk)
+        slots = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        queue, pending = list(todo), {}
+        while queue or pending:
+            while queue and len(pending) < slots:
+                chunk = queue.pop(0)
+                pending[task.remote(spec, chunk)] = chunk
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _write_part(frame: pd.DataFrame, path: Path) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
+    os.replace(temporary, path)
+
+
+def _parts_dir(out: Path, spec: ScreenSpec, n_chunks: int) -> Path:
+    """``.OUT.parts/`` with its manifest; refused when it holds another screen's parts."""
+    parts = out.with_name(f".{out.name}.parts")
+    manifest = {"format": PARTS_FORMAT, "spec": spec.fingerprint(), "chunks": n_chunks}
+    if parts.exists():
+        try:
+            found = json.loads((parts / "screen.json").read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != manifest:
+            raise ScreenError(f"{str(parts)!r} holds the parts of a different screen; remove it, or write "
+                              "to another file", field="output")  # fmt: skip
+        return parts
+    parts.mkdir()
+    (parts / "screen.json").write_text(json.dumps(manifest))
+    return parts
+
+
+def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None) -> int:
+    """The parts in chunk order into ``out`` (or the best ``top`` rows), written atomically, in bounded
+    memory: one part at a time (with ``top``: at most twice ``top`` rows)."""
+    temporary = out.with_name(f".{out.name}.tmp")
+    names = [parts / f"{c.index:06d}.parquet" for c in chunks]
+    rows = 0
+    if top is None:
+        writer = None
+        for name in names:
+            table = pq.read_table(name)
+            writer = writer or pq.ParquetWriter(temporary, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is not None:
+            writer.close()
+    else:
+        best = None
+        for name in names:
+            part = pq.read_table(name).to_pandas()
+            best = part if best is None else top_rows(pd.concat([best, part], ignore_index=True), top)
+        best = top_rows(best, top).reset_index(drop=True)
+        pq.write_table(pa.Table.from_pandas(best, preserve_index=False), temporary)
+        rows = len(best)
+    os.replace(temporary, out)
+    return rows
+
+
+def run_screen(
+    spec: ScreenSpec,
+    out: Path | str,
+    *,
+    workers: int | None = None,
+    ray: str | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> ScreenResult:
+    """Screen ``spec`` into the Parquet file ``out`` (see the module docstring). ``workers``: local
+    processes (default: the machine's cores), or Ray's CPUs with ``ray="local"``."""
+    started = time.perf_counter()
+    out = Path(out)
+    if out.suffix != ".parquet":
+        raise ScreenError(f"output {str(out)!r}: a screen writes Parquet (.parquet)", field="output")
+    if out.exists() and not force:
+        raise ScreenError(f"output {str(out)!r} exists; overwrite it with force=True", field="output")
+    if not out.parent.is_dir():
+        raise ScreenError(
+            f"output {str(out)!r}: directory {str(out.parent)!r} does not exist", field="output"
+        )
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if not 1 <= workers <= 1024:
+        raise ScreenError(f"workers must be between 1 and 1024, got {workers}", field="workers")
+    check_spec(spec)
+    chunks = plan(spec)
+    parts = _parts_dir(out, spec, len(chunks))
+    todo = [c for c in chunks if not (parts / f"{c.index:06d}.parquet").exists()]
+    skipped = len(chunks) - len(todo)
+    if ray is not None:
+        backend, label = _ray(spec, todo, ray, workers), f"Ray ({ray})"
+    elif workers == 1 or len(todo) <= 1:
+        backend, label = _in_process(spec, todo), "this process"
+    else:
+        backend, label = _processes(spec, todo, workers), f"{workers} worker processes"
+    if log is not None:
+        log(f"screening {describe_space(spec, chunks)} on {label}"
+            + (f"; {skipped} chunks already done" if skipped else ""))  # fmt: skip
+    progress = tqdm(
+        total=len(chunks), initial=skipped, unit="chunk", desc="screen", disable=not sys.stderr.isatty()
+    )
+    with progress:
+        for chunk, frame in backend:
+            _write_part(frame, parts / f"{chunk.index:06d}.parquet")
+            progress.update()
+    rows = _join(parts, chunks, out, spec.top)
+    shutil.rmtree(parts)
+    screened = sum(c.rows for c in chunks)
+    return ScreenResult(out, rows, screened, len(chunks), skipped, time.perf_counter() - started, label)

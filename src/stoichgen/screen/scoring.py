@@ -1,0 +1,247 @@
+"""Scoring a chunk of a screen, as the guided search scores its candidates: ``Scorer``.
+
+The surrogate's mean and spread, SMACT validity (for enumerated formulas by membership in
+``discover.search.valid_counts``, the same rule as SMACT's ``smact_validity``, tested against it),
+known (in the surrogate's data set) or new, the nearest known compound (``NearestIndex.query_within``),
+``e_above_hull`` against the known hull, and the guided search's score. One thread per chunk, so the
+numbers do not depend on the backend or on the worker's cores.
+
+>>> from stoichgen.screen.plan import ScreenSpec, plan
+>>> spec = ScreenSpec(elements=("Li", "Fe", "O"), max_atoms=8, target=-2.0)
+>>> frame = Scorer.default().score(spec, plan(spec)[0])
+>>> frame[["formula", "smact_valid", "known"]].head(3).values.tolist()
+[['Li2O', True, True], ['FeO', True, True], ['Fe2O3', True, True]]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from threadpoolctl import threadpool_limits
+
+from stoichgen.chem.composition import parse_formula
+from stoichgen.chem.enumeration import neutral_counts
+from stoichgen.chem.oxidation import charge_neutral
+from stoichgen.chem.screening import screen_formulas
+from stoichgen.discover.guided import DEFAULT_SURROGATE
+from stoichgen.discover.schema import Column
+from stoichgen.discover.search import Chemistry, formula_text, fraction_keys, score, valid_counts
+from stoichgen.discover.stability import hull_of
+from stoichgen.errors import FormulaError
+from stoichgen.nearest import NearestIndex
+from stoichgen.predict import Surrogate
+from stoichgen.run import bundled_run_dir
+from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec
+
+__all__ = ["ERROR_COLUMN", "SCREEN_COLUMNS", "Scorer", "check_spec", "top_rows"]
+
+SCREEN_COLUMNS: tuple[Column, ...] = (
+    Column("formula", object, "reduced formula (elements in order of electronegativity)"),
+    Column("system", object, "its chemical system, `Fe-Li-O`"),
+    Column("n_elements", np.int64, "number of elements"),
+    Column("n_atoms", float, "atoms per reduced formula unit"),
+    Column("predicted_property", float, "the surrogate ensemble's mean"),
+    Column("uncertainty", float, "its calibrated spread"),
+    Column(
+        "e_above_hull",
+        float,
+        "eV/atom above the hull of the known compounds at the predicted energy "
+        "(NaN unless the surrogate's property is the bundled set's formation energy)",
+    ),  # fmt: skip
+    Column(
+        "score",
+        float,
+        "the guided search's score, lower is better (NaN with neither a target nor the "
+        "stability objective; inf for the stability objective where the hull knows no compound of a "
+        "pair of the elements)",
+    ),  # fmt: skip
+    Column("charge_neutral", bool, "neutral for one oxidation state per element of the chosen table"),
+    Column(
+        "smact_valid",
+        bool,
+        "SMACT's validity (neutral for SMACT's states with cations less "
+        "electronegative than anions, or metals only)",
+    ),  # fmt: skip
+    Column("known", bool, "the reduced formula is in the surrogate's data set"),
+    Column("nearest_formula", object, "the nearest compound of that data set (normalised x^b)"),
+    Column("nearest_property", float, "its property"),
+    Column("nearest_distance", float, "its distance"),
+)
+ERROR_COLUMN = Column("error", object, "why a row of --candidates could not be scored (empty otherwise)")
+
+
+def _member(counts: np.ndarray, table: np.ndarray, base: int) -> np.ndarray:
+    """Rows of ``counts`` (M, k) that are rows of ``table`` (T, k); integer entries below ``base``."""
+    weights = base ** np.arange(counts.shape[1], dtype=np.int64)
+    return np.isin(counts @ weights, table @ weights)
+
+
+def check_spec(spec: ScreenSpec) -> Surrogate:
+    """The spec's surrogate, after refusing what it cannot score (loads only the surrogate, fast)."""
+    surrogate = Surrogate.from_run(spec.surrogate or bundled_run_dir(DEFAULT_SURROGATE))
+    vocabulary = surrogate.vocabulary
+    outside = [s for s in spec.elements if s not in vocabulary]
+    if outside:
+        raise ScreenError(f"elements {', '.join(outside)} are not in the surrogate's vocabulary of "
+                          f"{len(vocabulary)} elements", field="elements")  # fmt: skip
+    if spec.objective == "stability" and surrogate.record.data.csv is not None:
+        raise ScreenError("the stability objective needs a surrogate of the bundled formation energies",
+                          field="objective")  # fmt: skip
+    return surrogate
+
+
+class Scorer:
+    """What scoring needs, loaded once per process: the surrogate, its data set (known formulas, the
+    nearest-compound index, the hull) and the training split's chemistry (the score's pair term)."""
+
+    def __init__(self, surrogate: Surrogate):
+        self.surrogate = surrogate
+        record = surrogate.record
+        dataset = record.load_data()
+        train = record.load_split(dataset).train
+        self.vocabulary = surrogate.vocabulary
+        self.chemistry = Chemistry.from_fractions(self.vocabulary.symbols, train.x_b(), train.y)
+        x_b = dataset.x_b()
+        self.known = frozenset(fraction_keys(x_b))
+        self.nearest = NearestIndex(x_b, record.normaliser, y=dataset.y)
+        self.formulas = np.asarray(dataset.frame["reduced_formula"], dtype=object)
+        self.hull = hull_of(dataset) if record.data.csv is None else None  # MP formation energies
+
+    @classmethod
+    @functools.cache
+    def from_run(cls, run_dir: str) -> Scorer:
+        """The scorer of a surrogate run ("" for the bundled one), cached per process."""
+        return cls(Surrogate.from_run(run_dir or bundled_run_dir(DEFAULT_SURROGATE)))
+
+    @classmethod
+    def default(cls) -> Scorer:
+        return cls.from_run("")
+
+    def score(self, spec: ScreenSpec, chunk: Chunk) -> pd.DataFrame:
+        """The chunk's rows (``SCREEN_COLUMNS``, plus ``error`` for candidates), in order. One thread, so
+        that the numbers do not depend on the backend or on how many cores the worker has."""
+        with threadpool_limits(1), _torch_threads(1):
+            if spec.candidates:
+                return self._score_candidates(spec, spec.candidates[chunk.start : chunk.stop])
+            parts = []
+            for piece in chunk.pieces:
+                every = neutral_counts(piece.elements, spec.max_atoms, spec.oxidation)
+                counts = every[piece.start : piece.stop]  # (M, k)
+                smact = _member(counts, valid_counts(piece.elements, spec.max_atoms), spec.max_atoms + 1)
+                parts.append(self._score_set(spec, piece.elements, counts.astype(float), smact, None))
+            return _concat(parts, SCREEN_COLUMNS)
+
+    def _score_set(self, spec: ScreenSpec, elements: tuple[str, ...], counts: np.ndarray,
+                   smact: np.ndarray, formulas: list[str] | None) -> pd.DataFrame:  # fmt: skip
+        """Rows of one element set: ``counts`` (M, k) in the order of ``elements``."""
+        cols = [self.vocabulary.index(s) for s in elements]
+        atoms = counts.sum(axis=1)
+        fractions = counts / atoms[:, None]  # (M, k)
+        x = np.zeros((len(counts), len(self.vocabulary)))  # (M, V)
+        x[:, cols] = fractions
+        mean, spread = self.surrogate.predict_fractions_with_spread(x)
+        e_hull = np.full(len(x), np.nan)
+        if self.hull is not None:
+            e_hull = self.hull.e_above_hull_many(elements, fractions, mean)
+        if spec.objective == "stability":
+            first = e_hull if self.hull.pairs_covered(frozenset(elements)) else np.full(len(x), np.inf)
+        else:
+            first = np.abs(mean - spec.target) if spec.target is not None else np.full(len(x), np.nan)
+        distance, nearest = self.nearest.query_within(cols, fractions)
+        neutral = np.ones(len(x), dtype=bool)
+        if formulas is None:
+            formulas = [formula_text(elements, c) for c in counts.astype(np.int64)]
+        else:
+            neutral = charge_neutral(x, self.vocabulary, oxidation=spec.oxidation)
+        return pd.DataFrame({
+            "formula": formulas,
+            "system": "-".join(sorted(elements)),
+            "n_elements": len(elements),
+            "n_atoms": atoms,
+            "predicted_property": mean,
+            "uncertainty": spread,
+            "e_above_hull": e_hull,
+            "score": score(first, spread, self.chemistry.unseen_pairs(elements), atoms, len(elements)),
+            "charge_neutral": neutral,
+            "smact_valid": smact,
+            "known": [key in self.known for key in fraction_keys(x)],
+            "nearest_formula": self.formulas[nearest],
+            "nearest_property": self.nearest.y[nearest],
+            "nearest_distance": distance,
+        })  # fmt: skip
+
+    def _score_candidates(self, spec: ScreenSpec, formulas: Sequence[str]) -> pd.DataFrame:
+        """A user's formulas, grouped by element set for the work, returned in their order; rows that
+        cannot be scored keep their place with the reason in ``error``."""
+        groups: dict[tuple[str, ...], list[tuple[int, np.ndarray]]] = {}
+        errors = [""] * len(formulas)
+        for row, text in enumerate(formulas):
+            try:
+                comp = parse_formula(str(text)).reduced_composition
+            except FormulaError as err:
+                errors[row] = str(err)
+                continue
+            symbols = [el.symbol for el in comp]
+            unknown = [s for s in symbols if s not in self.vocabulary]
+            if unknown:
+                errors[row] = f"{', '.join(unknown)} not in the surrogate's vocabulary"
+                continue
+            elements = tuple(sorted(symbols, key=self.vocabulary.index))
+            groups.setdefault(elements, []).append((row, np.array([comp[e] for e in elements])))
+        parts, order = [], []
+        for elements, members in groups.items():
+            rows = [row for row, _ in members]
+            texts = [str(formulas[row]) for row in rows]
+            counts = np.vstack([c for _, c in members]).astype(float)
+            parts.append(self._score_set(spec, elements, counts, np.array(screen_formulas(texts)), texts))
+            order += rows
+        bad = [row for row, reason in enumerate(errors) if reason]
+        if bad:
+            blank = pd.DataFrame({"formula": [str(formulas[row]) for row in bad]})
+            parts.append(blank)
+            order += bad
+        frame = _concat(parts, SCREEN_COLUMNS)
+        frame.index = order
+        frame = frame.sort_index().reset_index(drop=True)
+        frame["error"] = errors
+        return frame
+
+
+class _torch_threads:
+    """``torch.set_num_threads(n)`` for a block (process-wide; workers score one chunk at a time)."""
+
+    def __init__(self, n: int):
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
+
+
+def _concat(parts: list[pd.DataFrame], columns: tuple[Column, ...]) -> pd.DataFrame:
+    """Parts in order with the schema's columns and dtypes (missing values: NaN, False, "", 0)."""
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    out = {}
+    for c in columns:
+        values = frame[c.name] if c.name in frame else pd.Series([np.nan] * len(frame))
+        if c.dtype is bool:
+            values = values.fillna(False).astype(bool)
+        elif c.dtype is object:
+            values = values.fillna("").astype(object)
+        elif np.dtype(c.dtype).kind == "i":
+            values = values.fillna(0)
+        out[c.name] = np.asarray(values, dtype=c.dtype)
+    return pd.DataFrame(out)
+
+
+def top_rows(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:
+    """The best ``top`` rows by score, ties in their given order (None: all, as given)."""
+    if top is None:
+        return frame
+    return frame.sort_values("score", kind="stable", na_position="last").head(top)

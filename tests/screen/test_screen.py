@@ -1,0 +1,193 @@
+"""stoichgen screen: the scores against the readable per-formula checks, files, resuming, backends."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Composition
+
+from stoichgen.chem.composition import formula_fractions
+from stoichgen.chem.screening import screen_formulas
+from stoichgen.cli import main
+from stoichgen.discover.search import Search, formula_text
+from stoichgen.screen import Scorer, ScreenError, ScreenSpec, plan, run_screen
+from stoichgen.screen import run as screen_run
+
+SPACE = {"elements": ("Li", "Mn", "Fe", "O"), "max_atoms": 12, "target": -2.0}
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer.default()
+
+
+def _whole(spec: ScreenSpec, scorer: Scorer) -> pd.DataFrame:
+    return pd.concat([scorer.score(spec, chunk) for chunk in plan(spec)], ignore_index=True)
+
+
+def test_plan_covers_every_formula_once_in_chunks_of_at_most_chunk_rows():
+    whole = plan(ScreenSpec(**SPACE))
+    small = plan(ScreenSpec(**SPACE, chunk_rows=7))
+    assert sum(c.rows for c in whole) == sum(c.rows for c in small) == 91
+    assert all(c.rows <= 7 for c in small) and [c.index for c in small] == list(range(len(small)))
+    pieces = [(p.elements, i) for c in small for p in c.pieces for i in range(p.start, p.stop)]
+    assert len(pieces) == len(set(pieces)) == 91
+
+
+def test_scores_agree_with_the_readable_per_formula_checks(scorer):
+    """SMACT by membership in the guided search's space = SMACT's own smact_validity; the surrogate,
+    hull, nearest compound and known flag as the per-formula paths give them."""
+    spec = ScreenSpec(elements=("Li", "Mn", "Fe", "O", "S"), max_atoms=10, target=-1.5)
+    frame = _whole(spec, scorer)
+    formulas = list(frame["formula"])
+    assert frame["smact_valid"].tolist() == screen_formulas(formulas)
+    assert frame["charge_neutral"].all() and len(set(formulas)) == len(formulas)
+    mean, spread = scorer.surrogate.predict_formulas_with_spread(formulas)
+    np.testing.assert_allclose(frame["predicted_property"], mean, atol=1e-5)
+    np.testing.assert_allclose(frame["uncertainty"], spread, atol=1e-5)
+    sample = frame.sample(40, random_state=0)
+    columns = ("formula", "predicted_property", "e_above_hull")
+    for formula, energy, e_hull in sample[list(columns)].itertuples(index=False):
+        assert e_hull == pytest.approx(scorer.hull.query(formula, energy).e_above_hull, abs=1e-6)
+    x = formula_fractions(formulas, scorer.vocabulary)
+    distance, index = scorer.nearest.query(x)
+    np.testing.assert_allclose(frame["nearest_distance"], distance, atol=1e-9)
+    picked = scorer.formulas[index]
+    differ = np.flatnonzero(frame["nearest_formula"].to_numpy() != picked)
+    row_of = {formula: i for i, formula in enumerate(scorer.formulas)}
+    for row in differ:  # a tie: the screen's pick is exactly as near as the reference's
+        ours = scorer.nearest.points[row_of[frame["nearest_formula"][row]]]
+        near = np.sqrt(((x[row] * scorer.nearest.scale - ours) ** 2).sum())
+        assert near == pytest.approx(distance[row], abs=1e-9)
+    assert len(differ) < 0.05 * len(frame)
+    known = set(scorer.formulas)
+    assert frame["known"].tolist() == [Composition(f).reduced_formula in known for f in formulas]
+    assert frame["known"].any() and not frame["known"].all()
+
+
+def test_the_score_is_the_guided_searchs(scorer):
+    spec = ScreenSpec(elements=("Li", "Mn", "O"), max_atoms=10, target=-2.0)
+    frame = _whole(spec, scorer)
+    search = Search(scorer.surrogate.predict_fractions_with_spread, scorer.chemistry,
+                    frozenset(("Li", "Mn", "O")), max_atoms=10, include_known=True)  # fmt: skip
+    search.score_sets([("Li", "O"), ("Mn", "O"), ("Li", "Mn", "O")])
+    guided = {}  # the search's space uses SMACT's states, the screen pymatgen's: compare where both are
+    for elements, scores in search.scored.items():
+        for counts, value in zip(scores.counts, search._objective(scores, -2.0), strict=True):
+            guided[formula_text(elements, counts)] = value
+    ours = dict(zip(frame["formula"], frame["score"], strict=True))
+    both = sorted(set(guided) & set(ours))
+    assert len(both) >= 10
+    np.testing.assert_allclose([ours[f] for f in both], [guided[f] for f in both], atol=1e-5)
+
+
+def test_candidates_keep_their_order_and_bad_rows_their_place(scorer):
+    spec = ScreenSpec(candidates=("Fe2O3", "Xx2O", "Li2MnO3", "", "Li2O", "AmO2"), target=-2.0)
+    frame = scorer.score(spec, plan(spec)[0])
+    assert frame["formula"].tolist() == ["Fe2O3", "Xx2O", "Li2MnO3", "", "Li2O", "AmO2"]
+    assert frame["error"].tolist()[0] == "" and "Xx" in frame["error"][1] and frame["error"][3]
+    assert "Am not in the surrogate's vocabulary" in frame["error"][5]
+    assert frame["n_elements"].tolist() == [2, 0, 3, 0, 2, 0]
+    enumerated = _whole(ScreenSpec(**SPACE), scorer).set_index("formula")
+    for formula in ("Fe2O3", "Li2MnO3", "Li2O"):
+        row = frame[frame["formula"] == formula].iloc[0]
+        assert row["smact_valid"] and row["charge_neutral"]
+        assert row["score"] == pytest.approx(enumerated.loc[formula, "score"], abs=1e-5)
+
+
+def test_top_rows_and_files(tmp_path):
+    everything = run_screen(ScreenSpec(**SPACE, chunk_rows=10), tmp_path / "all.parquet", workers=1)
+    best = run_screen(ScreenSpec(**SPACE, chunk_rows=10, top=7), tmp_path / "top.parquet", workers=1)
+    assert (everything.rows, everything.chunks, best.rows) == (91, 10, 7)
+    frame = pd.read_parquet(tmp_path / "all.parquet")
+    expected = frame.sort_values("score", kind="stable").head(7).reset_index(drop=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "top.parquet"), expected)
+    assert not list(tmp_path.glob(".*parts"))  # the parts are gone once joined
+    with pytest.raises(ScreenError, match="exists"):
+        run_screen(ScreenSpec(**SPACE), tmp_path / "all.parquet")
+
+
+def test_an_interrupted_screen_resumes_where_it_stopped(tmp_path, monkeypatch):
+    spec = ScreenSpec(**SPACE, chunk_rows=10)
+    run_screen(spec, tmp_path / "whole.parquet", workers=1)
+    calls = []
+    real = screen_run.score_chunk
+
+    def interrupted(spec, chunk):
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        calls.append(chunk.index)
+        return real(spec, chunk)
+
+    monkeypatch.setattr(screen_run, "score_chunk", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_screen(spec, tmp_path / "resumed.parquet", workers=1)
+    assert len(list((tmp_path / ".resumed.parquet.parts").glob("*.parquet"))) == 4
+    monkeypatch.setattr(screen_run, "score_chunk", real)
+    with pytest.raises(ScreenError, match="different screen"):  # another screen may not take its parts
+        run_screen(ScreenSpec(**SPACE, chunk_rows=10, top=3), tmp_path / "resumed.parquet", workers=1)
+    result = run_screen(spec, tmp_path / "resumed.parquet", workers=1)
+    assert result.skipped == 4
+    assert (tmp_path / "resumed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+def test_bad_requests_are_refused_by_name(tmp_path, capsys):
+    for args, words in [
+        (["--elements", "Li,Xx,O"], "unknown element symbols 'Xx'"),
+        (["--elements", "Li,Li"], "different elements"),
+        (["--elements", "Li,O", "--top", "3"], "top needs a score"),
+        (["--elements", "Li,O", "--target", "-1", "--objective", "stability"], "not both"),
+        (["--elements", "Li,O", "--ray", "local", "-o", str(tmp_path / "x.csv")], "writes Parquet"),
+        ([], "give --elements"),
+    ]:
+        argv = ["screen", *args] + ([] if "-o" in args else ["-o", str(tmp_path / "out.parquet")])
+        assert main(argv) == 2, args
+        assert words in capsys.readouterr().err, args
+
+
+def test_without_ray_the_message_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    argv = ["screen", "--elements", "Li,O", "--max-atoms", "4", "--ray", "-o", str(tmp_path / "o.parquet")]
+    assert main(argv) == 2
+    assert 'pip install "stoichgen[ray]"' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_backend_writes_the_same_file(tmp_path):
+    """This process, two worker processes and a local Ray (num_cpus=2): the same bytes."""
+    spec = ScreenSpec(**SPACE, chunk_rows=10)
+    run_screen(spec, tmp_path / "one.parquet", workers=1)
+    run_screen(spec, tmp_path / "two.parquet", workers=2)
+    run_screen(spec, tmp_path / "ray.parquet", workers=2, ray="local")
+    one = (tmp_path / "one.parquet").read_bytes()
+    assert (tmp_path / "two.parquet").read_bytes() == one
+    assert (tmp_path / "ray.parquet").read_bytes() == one
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
+    """SIGINT to `stoichgen screen` once some chunks are written; the rerun skips them and writes the file
+    an uninterrupted screen writes."""
+    args = ["--elements", "Li,Na,Mn,Fe,Co,O", "--max-atoms", "14", "--target", "-1.5", "--workers", "1",
+            "--chunk-rows", "60"]  # fmt: skip
+    command = [sys.executable, "-m", "stoichgen.cli", "screen", *args]
+    out = tmp_path / "screen.parquet"
+    process = subprocess.Popen([*command, "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / ".screen.parquet.parts"
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("*.parquet"))) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, process.stderr.read()
+    done = len(list(parts.glob("*.parquet")))
+    assert done >= 3 and not out.exists()
+    rerun = subprocess.run([*command, "-o", str(out)], capture_output=True, text=True, check=True)
+    assert f"{done} chunks already done" in rerun.stderr
+    subprocess.run([*command, "-o", str(tmp_path / "straight.parquet")], capture_output=True, check=True)
+    assert out.read_bytes() == (tmp_path / "straight.parquet").read_bytes()
