@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 
@@ -60,18 +59,15 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=21, help="of the million-formula space (default 21)")
     args = parser.parse_args()
     big = ScreenSpec(elements=BIG, max_elements=4, max_atoms=args.max_atoms, target=-2.0, top=1000)
-    small = ScreenSpec(elements=SMALL, max_elements=4, max_atoms=20, target=-2.0, top=1000)
+    small = ScreenSpec(elements=SMALL, max_elements=4, max_atoms=20, target=-2.0)
     n_big = sum(c.rows for c in plan(big))
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        seconds_big, _ = timed_screen(big, 2, folder, "big")
-        seconds_1, n_small = timed_screen(small, 1, folder, "one")
-        seconds_2, _ = timed_screen(small, 2, folder, "two")
-        a = pd.read_parquet(folder / "one.parquet")
-        b = pd.read_parquet(folder / "two.parquet")
-        identical = a.equals(b)
+        seconds_big, _ = timed_screen(big, 2, folder, "two")
+        seconds_1, _ = timed_screen(big, 1, folder, "one")
+        identical = (folder / "one.parquet").read_bytes() == (folder / "two.parquet").read_bytes()
     scorer = Scorer.default()
-    chunk = plan(small)[3]
+    chunk = plan(small)[1]  # 50,000 rows
     sample = scorer.score(small, chunk)["formula"].sample(LOOP_FORMULAS, random_state=0).tolist()
     with threadpool_limits(1):
         torch.set_num_threads(1)
@@ -93,14 +89,12 @@ def main() -> None:
         f"| {len(BIG)} elements ({','.join(BIG)}), 2-4 per formula, at most {args.max_atoms} atoms, "
         "2 workers "
         f"| {n_big:,} | {seconds_big:.0f} | {rate_big:,.0f} |",
-        f"| {len(SMALL)} elements ({','.join(SMALL)}), at most 20 atoms, 1 worker | {n_small:,} | "
-        f"{seconds_1:.1f} | {n_small / seconds_1:,.0f} |",
-        f"| the same, 2 workers | {n_small:,} | {seconds_2:.1f} | {n_small / seconds_2:,.0f} |",
+        f"| the same, 1 worker | {n_big:,} | {seconds_1:.0f} | {n_big / seconds_1:,.0f} |",
         "",
         f"- **{n_big:,} formulas in {seconds_big / 60:.1f} minutes** on 2 workers (target: 10^6 in at most "
         f"10 minutes; {'met' if n_big >= 1e6 and seconds_big <= 600 else 'NOT met'}).",
-        f"- 2 workers against 1: **{seconds_1 / seconds_2:.2f}x** faster; the two outputs are "
-        f"{'identical' if identical else 'DIFFERENT'}.",
+        f"- 2 workers against 1: **{seconds_1 / seconds_big:.2f}x** faster; the two files are byte-"
+        f"{'identical' if identical else 'DIFFERENT (a defect)'}.",
         f"- The batched scorer, one thread, warm: {1e6 * batched_s:.0f} µs per formula; a per-formula "
         f"Python loop doing the same checks on the readable paths (surrogate, neutrality, SMACT's "
         f"`smact_validity`, pymatgen's hull query, the nearest-compound search, known), one thread: "

@@ -191,3 +191,13 @@ def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
     assert f"{done} chunks already done" in rerun.stderr
     subprocess.run([*command, "-o", str(tmp_path / "straight.parquet")], capture_output=True, check=True)
     assert out.read_bytes() == (tmp_path / "straight.parquet").read_bytes()
+
+
+def test_the_readme_lists_the_screen_columns():
+    from pathlib import Path
+
+    from stoichgen.discover.schema import markdown_table
+    from stoichgen.screen import SCREEN_COLUMNS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table(SCREEN_COLUMNS) in readme

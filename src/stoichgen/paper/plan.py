@@ -21,6 +21,7 @@ import torch
 from stoichgen.errors import ReproduceError, StoichgenError
 from stoichgen.options import make_options, stored_options
 from stoichgen.run import CHECKPOINT, RunRecord, atomic_write_text
+from stoichgen.screen.run import ray_session
 from stoichgen.train import train
 
 # (model, representation) trained on every random split; the DNN is the Table 4 baseline and the
@@ -219,22 +220,7 @@ def _train_remote(spec: RunSpec, plan: Plan, runs_dir: Path, threads: int) -> Pa
 
 
 def _train_on_ray(specs: list[RunSpec], plan: Plan, runs_dir: Path, address: str, workers: int) -> list[Path]:
-    try:
-        import ray
-    except ImportError:
-        raise ReproduceError(
-            'the Ray backend needs Ray, an optional extra: pip install "stoichgen[ray]"'
-        ) from None
-    started = not ray.is_initialized()
-    if started:
-        if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=True, configure_logging=False)
-        else:
-            ray.init(address=address)
-    try:
+    with ray_session(address, workers, ReproduceError) as ray:
         task = ray.remote(num_cpus=1, max_retries=1)(_train_remote)
         threads = torch.get_num_threads()
         return ray.get([task.remote(spec, plan, runs_dir.resolve(), threads) for spec in specs])
-    finally:
-        if started:
-            ray.shutdown()

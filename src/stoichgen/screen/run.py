@@ -11,6 +11,7 @@ rows, into ``OUT``. The same rows in the same order whatever the backend and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -27,10 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from stoichgen.errors import StoichgenError
 from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec, describe_space, plan
 from stoichgen.screen.scoring import Scorer, check_spec, top_rows
 
-__all__ = ["ScreenResult", "run_screen"]
+__all__ = ["ScreenResult", "ray_session", "run_screen"]
 
 PARTS_FORMAT = 1
 
@@ -80,20 +82,31 @@ def _processes(spec: ScreenSpec, todo: Sequence[Chunk], workers: int) -> Iterato
             raise
 
 
-def _ray(spec: ScreenSpec, todo: Sequence[Chunk], address: str, workers: int):
-    """Ray tasks, one per chunk, at most two per CPU of the cluster in flight."""
+@contextlib.contextmanager
+def ray_session(address: str, workers: int, error: type[StoichgenError] = ScreenError):
+    """Ray, connected to the cluster at ``address`` (``"auto"``: ``RAY_ADDRESS`` or one running here) or
+    started here with ``workers`` CPUs (``"local"``), and shut down afterwards if started here. Without
+    Ray, ``error`` saying how to get it."""
     try:
         import ray
     except ImportError:
-        raise ScreenError('the Ray backend needs Ray, an optional extra: pip install "stoichgen[ray]"',
-                          field="ray") from None  # fmt: skip
+        raise error('the Ray backend needs Ray, an optional extra: pip install "stoichgen[ray]"',
+                    field="ray") from None  # fmt: skip
     started = not ray.is_initialized()
-    if started:
-        if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
+    if started and address == "local":
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    elif started:
+        ray.init(address=address, log_to_driver=False)
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray(spec: ScreenSpec, todo: Sequence[Chunk], address: str, workers: int):
+    """Ray tasks, one per chunk, at most two per CPU of the cluster in flight."""
+    with ray_session(address, workers) as ray:
         task = ray.remote(num_cpus=1, max_retries=2)(score_chunk)
         slots = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
         queue, pending = list(todo), {}
@@ -104,9 +117,6 @@ def _ray(spec: ScreenSpec, todo: Sequence[Chunk], address: str, workers: int):
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 yield pending.pop(ref), ray.get(ref)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _write_part(frame: pd.DataFrame, path: Path) -> None:
