@@ -156,6 +156,7 @@ def test_without_ray_the_message_says_how_to_get_it(tmp_path, monkeypatch, capsy
     argv = ["screen", "--elements", "Li,O", "--max-atoms", "4", "--ray", "-o", str(tmp_path / "o.parquet")]
     assert main(argv) == 2
     assert 'pip install "stoichgen[ray]"' in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any part was written
 
 
 @pytest.mark.slow

@@ -7,8 +7,10 @@ and training them, reusing finished runs of the same settings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -201,13 +203,34 @@ def train_all(
         if workers > 1:
             context = multiprocessing.get_context("spawn")
             threads = torch.get_num_threads()
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
-                                     initargs=(threads,)) as pool:  # fmt: skip
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                                       initargs=(threads,))  # fmt: skip
+            with _passive_openmp(), pool:
                 futures = [pool.submit(ensure_run, spec, plan, out / "runs", _stderr) for spec in specs]
                 return [future.result() for future in futures]
         return [ensure_run(spec, plan, out / "runs", log) for spec in specs]
     except StoichgenError as err:
         raise ReproduceError(str(err)) from None
+
+
+# Workers that together hold more threads than there are cores must not spin while they wait (OpenMP's
+# default busy-waiting made two 2-thread runs on 2 cores take minutes instead of seconds), and MKL must
+# not pick fewer threads when the machine is busy (that changed a DNN's weights at the rounding level);
+# neither changes a run's numbers (tested)
+PASSIVE_OPENMP = {"OMP_WAIT_POLICY": "PASSIVE", "MKL_DYNAMIC": "FALSE", "OMP_DYNAMIC": "FALSE"}
+
+
+@contextlib.contextmanager
+def _passive_openmp():
+    """Processes started inside inherit ``PASSIVE_OPENMP`` (unless the user set it)."""
+    before = {k: os.environ.get(k) for k in PASSIVE_OPENMP}
+    os.environ.update({k: v for k, v in PASSIVE_OPENMP.items() if before[k] is None})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
 
 
 def _stderr(text: str) -> None:
@@ -221,6 +244,6 @@ def _train_remote(spec: RunSpec, plan: Plan, runs_dir: Path, threads: int) -> Pa
 
 def _train_on_ray(specs: list[RunSpec], plan: Plan, runs_dir: Path, address: str, workers: int) -> list[Path]:
     with ray_session(address, workers, ReproduceError) as ray:
-        task = ray.remote(num_cpus=1, max_retries=1)(_train_remote)
+        task = ray.remote(num_cpus=1, max_retries=1, runtime_env={"env_vars": PASSIVE_OPENMP})(_train_remote)
         threads = torch.get_num_threads()
         return ray.get([task.remote(spec, plan, runs_dir.resolve(), threads) for spec in specs])

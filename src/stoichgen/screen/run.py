@@ -82,16 +82,22 @@ def _processes(spec: ScreenSpec, todo: Sequence[Chunk], workers: int) -> Iterato
             raise
 
 
-@contextlib.contextmanager
-def ray_session(address: str, workers: int, error: type[StoichgenError] = ScreenError):
-    """Ray, connected to the cluster at ``address`` (``"auto"``: ``RAY_ADDRESS`` or one running here) or
-    started here with ``workers`` CPUs (``"local"``), and shut down afterwards if started here. Without
-    Ray, ``error`` saying how to get it."""
+def import_ray(error: type[StoichgenError] = ScreenError):
+    """The ``ray`` module, or ``error`` saying how to get it."""
     try:
         import ray
     except ImportError:
         raise error('the Ray backend needs Ray, an optional extra: pip install "stoichgen[ray]"',
                     field="ray") from None  # fmt: skip
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str, workers: int, error: type[StoichgenError] = ScreenError):
+    """Ray, connected to the cluster at ``address`` (``"auto"``: ``RAY_ADDRESS`` or one running here) or
+    started here with ``workers`` CPUs (``"local"``), and shut down afterwards if started here. Without
+    Ray, ``error`` saying how to get it."""
+    ray = import_ray(error)
     started = not ray.is_initialized()
     if started and address == "local":
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -194,6 +200,8 @@ def run_screen(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if not 1 <= workers <= 1024:
         raise ScreenError(f"workers must be between 1 and 1024, got {workers}", field="workers")
+    if ray is not None:
+        import_ray()  # before any part is written
     check_spec(spec)
     chunks = plan(spec)
     parts = _parts_dir(out, spec, len(chunks))
