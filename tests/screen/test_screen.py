@@ -186,6 +186,7 @@ def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 130, process.stderr.read()
+    assert "the same command again resumes" in process.stderr.read()
     done = len(list(parts.glob("*.parquet")))
     assert done >= 3 and not out.exists()
     rerun = subprocess.run([*command, "-o", str(out)], capture_output=True, text=True, check=True)

@@ -30,10 +30,16 @@ def _screen(args: argparse.Namespace) -> int:
         oxidation=args.oxidation, target=args.target, objective=args.objective, top=args.top,
         candidates=candidates, chunk_rows=args.chunk_rows, surrogate=args.surrogate or "",
     )  # fmt: skip
-    result = run_screen(
-        spec, args.output, workers=args.workers, ray=args.ray, force=args.force,
-        log=lambda text: print(f"stoichgen: {text}", file=sys.stderr, flush=True),
-    )  # fmt: skip
+    try:
+        result = run_screen(
+            spec, args.output, workers=args.workers, ray=args.ray, force=args.force,
+            log=lambda text: print(f"stoichgen: {text}", file=sys.stderr, flush=True),
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(
+            "stoichgen: the same command again resumes the screen; finished chunks are kept", file=sys.stderr
+        )
+        raise
     rate = result.screened / result.seconds if result.seconds > 0 else float("nan")
     print(
         f"stoichgen: screened {result.screened:,} rows in {result.chunks} chunks ({result.skipped} done "

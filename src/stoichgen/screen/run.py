@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +55,9 @@ def score_chunk(spec: ScreenSpec, chunk: Chunk) -> pd.DataFrame:
 
 
 def _warm(surrogate: str) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the parent stops the work, the workers stay
+    # quiet instead of each printing a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     Scorer.from_run(surrogate)  # each worker loads its models once, before its first chunk
 
 
