@@ -36,7 +36,7 @@ from stoichgen.chem.oxidation import (
     check_table,
     layout_valence,
 )
-from stoichgen.errors import InputError
+from stoichgen.errors import InputError, check_choice
 
 Method = Literal["none", "mh", "exact"]
 BALANCE_METHODS: tuple[Method, ...] = ("none", "mh", "exact")
@@ -453,6 +453,7 @@ def balance_valence(
     >>> balance_valence(np.array([[0.6, 0.4]]), vocab, "none").valence_raw.round(2).tolist()
     [0.2]
     """
+    check_choice(method, BALANCE_METHODS, "method", "balancing method")
     if method == "mh":
         return metropolis_hastings(
             x,
@@ -476,7 +477,5 @@ def balance_valence(
             max_count=max_count,
             tol=tol,
         )
-    if method == "none":
-        prep = _balance_input(x, vocab, threshold, oxidation, tol)
-        return prep.result(prep.kept, np.zeros(len(prep.kept), dtype=int), "none", oxidation, tol)
-    raise InputError(f"unknown balancing method {method!r}; choose 'none', 'mh' or 'exact'")
+    prep = _balance_input(x, vocab, threshold, oxidation, tol)  # "none": measured only
+    return prep.result(prep.kept, np.zeros(len(prep.kept), dtype=int), "none", oxidation, tol)

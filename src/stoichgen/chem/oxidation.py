@@ -24,7 +24,7 @@ import numpy as np
 from pymatgen.core import Element
 
 from stoichgen.chem.composition import Vocabulary
-from stoichgen.errors import FormulaError, InputError
+from stoichgen.errors import FormulaError, InputError, check_choice
 
 OxidationTable = Literal["common", "all", "icsd"]
 OXIDATION_TABLES: tuple[OxidationTable, ...] = ("common", "all", "icsd")
@@ -55,12 +55,8 @@ _BLOCK_OVERHEAD = 200_000
 
 
 def check_table(table: str) -> str:
-    try:
-        return _TABLE_ATTRIBUTE[table]
-    except KeyError:
-        raise InputError(
-            f"unknown oxidation table {table!r}; choose one of {sorted(_TABLE_ATTRIBUTE)}"
-        ) from None
+    """The pymatgen ``Element`` attribute of an oxidation table; ``InputError`` for an unknown table."""
+    return _TABLE_ATTRIBUTE[check_choice(table, OXIDATION_TABLES, "oxidation", "oxidation table")]
 
 
 @functools.cache
