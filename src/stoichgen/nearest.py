@@ -103,20 +103,19 @@ class NearestIndex:
         cols = list(columns)
         q = np.asarray(x, dtype=np.float64) * self.scale[cols]  # (M, k)
         overlap = (self.points[:, cols] != 0).any(axis=1)  # (N,)
-        rows = np.flatnonzero(overlap)
-        others = np.flatnonzero(~overlap)
-        norms = self.norms
+        rows, others = np.flatnonzero(overlap), np.flatnonzero(~overlap)
         near = self.points[rows][:, cols]  # (R, k)
-        index = np.empty(len(q), dtype=np.int64)
+        near_norms = self.norms[rows]  # (R,)
+        lone = others[np.argmin(self.norms[others])] if len(others) else -1  # the best row sharing nothing
+        index = np.full(len(q), lone, dtype=np.int64)
         step = max(1, _PRODUCT_CELLS // max(1, len(rows)))
-        lone = others[np.argmin(norms[others])] if len(others) else -1  # the best row sharing nothing
-        for start in range(0, len(q), step):
+        for start in range(0, len(q) if len(rows) else 0, step):
             part = q[start : start + step]  # (m, k)
-            cost = norms[rows][None, :] - 2.0 * (part @ near.T)  # (m, R): distance^2 - |q|^2
-            best = np.argmin(cost, axis=1) if len(rows) else np.zeros(len(part), dtype=np.int64)
-            chosen = rows[best] if len(rows) else np.full(len(part), lone)
-            if lone >= 0 and len(rows):
-                chosen = np.where(norms[lone] < cost[np.arange(len(part)), best], lone, chosen)
+            cost = near_norms[None, :] - 2.0 * (part @ near.T)  # (m, R): distance^2 - |q|^2
+            best = np.argmin(cost, axis=1)  # (m,)
+            chosen = rows[best]
+            if lone >= 0:
+                chosen = np.where(self.norms[lone] < cost[np.arange(len(part)), best], lone, chosen)
             index[start : start + step] = chosen
         full = np.zeros((len(q), self.points.shape[1]))
         full[:, cols] = q

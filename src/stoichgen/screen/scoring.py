@@ -80,9 +80,15 @@ def _member(counts: np.ndarray, table: np.ndarray, base: int) -> np.ndarray:
     return np.isin(counts @ weights, table @ weights)
 
 
+@functools.cache
+def _surrogate(run_dir: str) -> Surrogate:
+    """A surrogate run ("" for the bundled one), loaded once per process."""
+    return Surrogate.from_run(run_dir or bundled_run_dir(DEFAULT_SURROGATE))
+
+
 def check_spec(spec: ScreenSpec) -> Surrogate:
     """The spec's surrogate, after refusing what it cannot score (loads only the surrogate, fast)."""
-    surrogate = Surrogate.from_run(spec.surrogate or bundled_run_dir(DEFAULT_SURROGATE))
+    surrogate = _surrogate(spec.surrogate)
     vocabulary = surrogate.vocabulary
     outside = [s for s in spec.elements if s not in vocabulary]
     if outside:
@@ -115,7 +121,7 @@ class Scorer:
     @functools.cache
     def from_run(cls, run_dir: str) -> Scorer:
         """The scorer of a surrogate run ("" for the bundled one), cached per process."""
-        return cls(Surrogate.from_run(run_dir or bundled_run_dir(DEFAULT_SURROGATE)))
+        return cls(_surrogate(run_dir))
 
     @classmethod
     def default(cls) -> Scorer:

@@ -202,9 +202,6 @@ class Service:
         self._waiting = 0
         self._loading = threading.Lock()
 
-    def close(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
-
     def generator(self, name: str) -> Generator:
         offered = self.offered.get(name)
         if offered is None:
