@@ -14,28 +14,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from stoichgen.errors import GenerateError
+from stoichgen.errors import GenerateError, StoichgenError
 from stoichgen.run import atomic_write_bytes, atomic_write_text
 
 OUTPUT_FORMATS = (".csv", ".parquet", ".json")
 
 
-def check_output(path: Path | str, force: bool = False) -> Path:
-    """Refuse an output path before any work: unknown suffix, existing file (without force), no parent."""
+def check_output(path: Path | str, force: bool = False, error: type[StoichgenError] = GenerateError) -> Path:
+    """Refuse an output path before any work (``error``, by default ``GenerateError``): unknown suffix,
+    a directory, an existing file (without force), no parent, Parquet without pyarrow."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_FORMATS:
-        raise GenerateError(
+        raise error(
             f"output {str(path)!r}: unknown format {suffix or '(no suffix)'!r}; use .csv, .parquet or .json"
         )
     if path.is_dir():
-        raise GenerateError(f"output {str(path)!r} is a directory")
+        raise error(f"output {str(path)!r} is a directory")
     if path.exists() and not force:
-        raise GenerateError(f"output {str(path)!r} exists; overwrite it with force=True")
+        raise error(f"output {str(path)!r} exists; overwrite it with force=True")
     if not path.parent.is_dir():
-        raise GenerateError(f"output {str(path)!r}: directory {str(path.parent)!r} does not exist")
+        raise error(f"output {str(path)!r}: directory {str(path.parent)!r} does not exist")
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise GenerateError(
+        raise error(
             f"output {str(path)!r}: writing Parquet needs pyarrow, which is not installed; "
             "run `pip install pyarrow` or write .csv or .json"
         )

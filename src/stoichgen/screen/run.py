@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from stoichgen.discover.output import check_output
 from stoichgen.errors import StoichgenError
 from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec, describe_space, plan
 from stoichgen.screen.scoring import Scorer, check_spec, top_rows
@@ -129,6 +130,10 @@ def _ray(spec: ScreenSpec, todo: Sequence[Chunk], address: str, workers: int):
                 yield pending.pop(ref), ray.get(ref)
 
 
+def _part(parts: Path, chunk: Chunk) -> Path:
+    return parts / f"{chunk.index:06d}.parquet"
+
+
 def _write_part(frame: pd.DataFrame, path: Path) -> None:
     temporary = path.with_name(path.name + ".tmp")
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
@@ -157,7 +162,7 @@ def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None) -> i
     """The parts in chunk order into ``out`` (or the best ``top`` rows), written atomically, in bounded
     memory: one part at a time (with ``top``: at most twice ``top`` rows)."""
     temporary = out.with_name(f".{out.name}.tmp")
-    names = [parts / f"{c.index:06d}.parquet" for c in chunks]
+    names = [_part(parts, c) for c in chunks]
     rows = 0
     if top is None:
         writer = None
@@ -195,12 +200,7 @@ def run_screen(
     out = Path(out)
     if out.suffix != ".parquet":
         raise ScreenError(f"output {str(out)!r}: a screen writes Parquet (.parquet)", field="output")
-    if out.exists() and not force:
-        raise ScreenError(f"output {str(out)!r} exists; overwrite it with force=True", field="output")
-    if not out.parent.is_dir():
-        raise ScreenError(
-            f"output {str(out)!r}: directory {str(out.parent)!r} does not exist", field="output"
-        )
+    check_output(out, force, ScreenError)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if not 1 <= workers <= 1024:
         raise ScreenError(f"workers must be between 1 and 1024, got {workers}", field="workers")
@@ -209,7 +209,7 @@ def run_screen(
     check_spec(spec)
     chunks = plan(spec)
     parts = _parts_dir(out, spec, len(chunks))
-    todo = [c for c in chunks if not (parts / f"{c.index:06d}.parquet").exists()]
+    todo = [c for c in chunks if not _part(parts, c).exists()]
     skipped = len(chunks) - len(todo)
     if ray is not None:
         backend, label = _ray(spec, todo, ray, workers), f"Ray ({ray})"
@@ -225,7 +225,7 @@ def run_screen(
     )
     with progress:
         for chunk, frame in backend:
-            _write_part(frame, parts / f"{chunk.index:06d}.parquet")
+            _write_part(frame, _part(parts, chunk))
             progress.update()
     rows = _join(parts, chunks, out, spec.top)
     shutil.rmtree(parts)
