@@ -22,9 +22,11 @@ from torch import nn
 from stoichgen.chem.composition import Vocabulary
 from stoichgen.data import Dataset, DataSource, MinMaxNormaliser, Split, split_dataset
 from stoichgen.errors import RunError, TrainError
+from stoichgen.io import atomic_write_text
 from stoichgen.models.fast.stepper import GANStepper
+from stoichgen.models.fast.surrogate import SurrogateStepper
 from stoichgen.options import TrainOptions, build_model, make_options, resolve_device, stored_options
-from stoichgen.run import CHECKPOINT, Progress, RunRecord, atomic_write_text
+from stoichgen.run import CHECKPOINT, Progress, RunRecord
 
 RUN_FILES = (CHECKPOINT, "config.json", "losses.jsonl")
 
@@ -369,7 +371,7 @@ class _GANLoop(_Loop):
 
 
 class _SimpleLoop(_Loop):
-    """CondVAE, DNN and surrogate: a plain loop with ``torch.optim.Adam``."""
+    """CondVAE and DNN: a plain loop with ``torch.optim.Adam``."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -382,7 +384,9 @@ class _SimpleLoop(_Loop):
         idx = self.batch_indices(self.options.batch_size)  # (B,)
         x, y = self.x[idx], self.y[idx]  # (B, D), (B, 1)
         if self.options.model == "cvae":  # the VAE's loss takes the reparameterisation noise
-            return self.net.loss(x, y, self.normal(len(idx), self.net.config.z_dim))
+            warmup = self.options.kl_warmup_steps  # and the KL warm-up's ramp, 0 -> 1
+            ramp = min(1.0, self.step / warmup) if warmup else 1.0
+            return self.net.loss(x, y, self.normal(len(idx), self.net.config.z_dim), kl_weight=ramp)
         return self.net.loss(x, y)
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -396,9 +400,10 @@ class _SimpleLoop(_Loop):
         return self.optimizer.state_dict()
 
 
-class _SurrogateLoop(_SimpleLoop):
+class _SurrogateLoop(_Loop):
     """The surrogate: each member trains on its own bootstrap resample of the training split, less a
-    calibration share no member sees, on which the spread is scaled at every checkpoint."""
+    calibration share no member sees, on which the spread is scaled at every checkpoint. All members
+    take their step at once (``fast.surrogate.SurrogateStepper``)."""
 
     CALIBRATION_SHARE = 0.05
 
@@ -411,14 +416,24 @@ class _SurrogateLoop(_SimpleLoop):
         self.calibration, fit = order[:n_calibration], order[n_calibration:]
         k = self.net.config.members
         self.bootstrap = fit[torch.randint(0, len(fit), (k, len(fit)), generator=draws)].to(self.device)
+        self.stepper = SurrogateStepper(self.net, self.options, self.device)
+        if self.resumed_from is not None:
+            self.stepper.load(self.resumed_from.optimizer, self.device)
 
-    def batch_loss(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def train_step(self) -> dict[str, torch.Tensor]:
         k, b = self.bootstrap.shape[0], self.options.batch_size
         picks = torch.randint(0, self.bootstrap.shape[1], (k, b), generator=self.rng).to(self.device)
         rows = self.bootstrap.gather(1, picks)  # (K, B): each member's batch from its own resample
-        return self.net.loss(self.x[rows], self.y[rows])  # (K, B, D), (K, B, 1)
+        return self.stepper.step(self.x, self.y, rows, self.step)
+
+    def optimizer_state(self) -> dict:
+        return self.stepper.optimizer_state(self.step)
 
     def sync_to_model(self) -> None:
+        self.stepper.sync_to_model()
+        self.calibrate()
+
+    def calibrate(self) -> None:
         """Scale the spread so that 68.3 % of the calibration rows' errors lie within one spread."""
         with torch.no_grad():
             self.net.spread_scale.fill_(1.0)
