@@ -85,12 +85,41 @@ def test_round_trip_keeps_everything(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "run", [BUNDLED, bundled_run_dir("cvae-bp"), *sorted(REPRODUCTION.glob("*/*"))], ids=lambda p: p.name
+    "run",
+    [BUNDLED, bundled_run_dir("cvae-bp"), bundled_run_dir("surrogate-bp"), *sorted(REPRODUCTION.glob("*/*"))],
+    ids=lambda p: p.name,
 )
 def test_checkpoints_written_before_the_record_still_load(run):
     record = RunRecord.load(run)
     assert record.to_payload()["format_version"] == FORMAT_VERSION
     assert record.model() is not None
+
+
+def test_a_checkpoint_written_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    """Every tensor of a run trained on CUDA is tagged ``cuda:0`` in its file; generation, evaluation,
+    serve and screen read runs only through ``RunRecord.load``, which maps them to the CPU."""
+    record = RunRecord.load(BUNDLED)
+    (tmp_path / "gpu").mkdir()
+    with monkeypatch.context() as patched:  # torch.save asks this where each storage lives
+        patched.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        record.save(tmp_path / "gpu")
+    if not torch.cuda.is_available():  # the file does say cuda: a plain load fails here
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "gpu" / CHECKPOINT, weights_only=True)
+    loaded = RunRecord.load(tmp_path / "gpu")
+    assert all(t.device.type == "cpu" for t in loaded.state_dict.values())
+    y, z = torch.full((3, 1), 0.5), torch.zeros(3, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model().sample(y, z), record.model().sample(y, z), rtol=0, atol=0)
+
+
+def test_runs_are_read_only_through_the_record():
+    """No other module loads a checkpoint (so none can miss the map to the CPU)."""
+    package = Path(__file__).resolve().parents[1] / "src" / "stoichgen"
+    loaders = sorted(
+        p.relative_to(package).as_posix() for p in package.rglob("*.py") if "torch.load(" in p.read_text()
+    )
+    assert loaders == ["run.py"]
 
 
 def test_atomic_write_leaves_no_temporary_file(tmp_path):

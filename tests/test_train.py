@@ -84,6 +84,33 @@ def test_resume_equals_uninterrupted(small_csv, tmp_path, model, extra):
     assert losses("whole") == losses("parts")
 
 
+@pytest.mark.parametrize("model", ["cgan", "cvae", "dnn", "surrogate"])
+def test_a_run_trained_on_cuda_resumes_on_the_cpu(small_csv, tmp_path, model, capsys, monkeypatch):
+    """A run's device is where it trained: without it here, --resume continues on the CPU, saying so once,
+    to the weights a CPU run's continuation reaches."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    extra = {"members": 2} if model == "surrogate" else {}
+    _train(small_csv, tmp_path / "cpu", model, steps=4, lr_decay_steps=8, **extra)
+    (tmp_path / "gpu").mkdir()
+    for name in (CHECKPOINT, "config.json", "losses.jsonl"):
+        (tmp_path / "gpu" / name).write_bytes((tmp_path / "cpu" / name).read_bytes())
+    payload = torch.load(tmp_path / "gpu" / CHECKPOINT, weights_only=True)
+    payload["train"]["device"] = "cuda"  # as a run trained on a GPU records it
+    torch.save(payload, tmp_path / "gpu" / CHECKPOINT)
+    capsys.readouterr()
+    with pytest.raises(TrainError, match="no CUDA device"):  # asked for by name, it is still refused
+        train(model, "bp", tmp_path / "gpu", resume=True, steps=8, device="cuda", progress=False)
+    for run in ("cpu", "gpu"):
+        train(model, "bp", tmp_path / run, resume=True, steps=8, progress=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if "cuda" in line] == [
+        f"{tmp_path / 'gpu'} trained on cuda; no CUDA device here, so it continues on the cpu"
+    ]
+    cpu, gpu = _weights(tmp_path / "cpu"), _weights(tmp_path / "gpu")
+    assert all(torch.equal(cpu[k], gpu[k]) for k in cpu)
+    assert RunRecord.load(tmp_path / "gpu").train["device"] == "cuda"  # still where it trained first
+
+
 def test_generator_ema_is_saved_for_sampling(small_csv, tmp_path):
     raw = RunRecord.load(_train(small_csv, tmp_path / "raw", steps=1, generator_ema=0.0).run_dir).to_payload()
     averaged = RunRecord.load(_train(small_csv, tmp_path / "ema", steps=1, generator_ema=0.25).run_dir)

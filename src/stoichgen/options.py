@@ -15,6 +15,7 @@ stoichgen.errors.InputError: steps must be an integer between 1 and 100000000000
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -154,6 +155,20 @@ def stored_options(record: RunRecord) -> TrainOptions:
     stored["betas"] = tuple(stored["betas"])  # JSON-like storage turns tuples into lists
     stored["hidden"] = tuple(stored["hidden"]) if stored.get("hidden") else None
     return TrainOptions(**stored)
+
+
+def resume_device(device: str, source: str) -> torch.device:
+    """Where a resumed run continues when no device is asked for: the device it trained on if this
+    machine has it, else the CPU, saying so on stderr (a run's device is where it trained, not a
+    requirement: weights, optimiser state and random state are the same on either).
+
+    >>> resume_device("cpu", "runs/x")
+    device(type='cpu')
+    """
+    if device == "cuda" and not torch.cuda.is_available():
+        print(f"{source} trained on cuda; no CUDA device here, so it continues on the cpu", file=sys.stderr)
+        return torch.device("cpu")
+    return resolve_device(device)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -25,7 +25,14 @@ from stoichgen.errors import RunError, TrainError
 from stoichgen.io import atomic_write_text
 from stoichgen.models.fast.stepper import GANStepper
 from stoichgen.models.fast.surrogate import SurrogateStepper
-from stoichgen.options import TrainOptions, build_model, make_options, resolve_device, stored_options
+from stoichgen.options import (
+    TrainOptions,
+    build_model,
+    make_options,
+    resolve_device,
+    resume_device,
+    stored_options,
+)
 from stoichgen.run import CHECKPOINT, Progress, RunRecord
 
 RUN_FILES = (CHECKPOINT, "config.json", "losses.jsonl")
@@ -205,7 +212,12 @@ def train(
             split_seed=split_seed, device=device, compile=compile, **overrides,
         )  # fmt: skip
         data = data or DataSource()
-    dev = resolve_device(options.device)
+    # a resumed run asked for no device continues where this machine can (resume_device)
+    dev = (
+        resume_device(options.device, str(out))
+        if resuming and device is None
+        else resolve_device(options.device)
+    )
     dataset = data.load()
     tensors = training_data(dataset, options.representation, options.split_seed, options.train_max_property)
     if record is not None and record.vocabulary.symbols != tensors.vocabulary.symbols:
