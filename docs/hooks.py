@@ -125,7 +125,8 @@ def columns_markdown() -> str:
         COLUMNS_INTRO,
         "## `generate` (guided search, the default)",
         "",
-        "`stoichgen generate`, `Generator.generate(..., method=\"guided\")`: rows ranked by `score` per target.",
+        "`stoichgen generate`, `Generator.generate(..., method=\"guided\")`: rows ranked by `score` per "
+        "target.",
         "",
         markdown_table(GUIDED_COLUMNS),
         "",
