@@ -111,6 +111,22 @@ def test_a_run_trained_on_cuda_resumes_on_the_cpu(small_csv, tmp_path, model, ca
     assert RunRecord.load(tmp_path / "gpu").train["device"] == "cuda"  # still where it trained first
 
 
+def test_gan_steps_taken_in_chunks_equal_steps_one_by_one(small_csv, tmp_path, monkeypatch):
+    """The loop's path for CUDA graphs (draws of several steps at once, ``GANStepper.steps``), run on
+    the CPU: the same weights and log as one step at a time."""
+    _train(small_csv, tmp_path / "one", steps=7, generator_ema=0.9)
+    monkeypatch.setattr(GANStepper, "graph_steps", lambda self, log_every: 2)
+    _train(small_csv, tmp_path / "chunks", steps=7, generator_ema=0.9)  # logs every 2 steps
+    one, chunks = _weights(tmp_path / "one"), _weights(tmp_path / "chunks")
+    assert all(torch.equal(one[k], chunks[k]) for k in one)
+    lines = (tmp_path / "chunks" / "losses.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4, 6, 7]
+    reference = (tmp_path / "one" / "losses.jsonl").read_text().splitlines()
+    for a, b in zip(lines, reference, strict=True):  # the same logged means, elapsed times aside
+        a, b = json.loads(a), json.loads(b)
+        assert a.pop("elapsed_s") >= 0 and b.pop("elapsed_s") >= 0 and a == b
+
+
 def test_generator_ema_is_saved_for_sampling(small_csv, tmp_path):
     raw = RunRecord.load(_train(small_csv, tmp_path / "raw", steps=1, generator_ema=0.0).run_dir).to_payload()
     averaged = RunRecord.load(_train(small_csv, tmp_path / "ema", steps=1, generator_ema=0.25).run_dir)

@@ -302,7 +302,14 @@ class _Loop:
     def normal(self, *shape: int) -> torch.Tensor:
         return torch.randn(shape, generator=self.rng).to(self.device)
 
+    # steps taken at once by train_steps (a CUDA graph's); 1: train_step, one by one
+    chunk = 1
+
     def train_step(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def train_steps(self, n: int) -> dict[str, torch.Tensor]:
+        """``n`` steps; each logged term as (n,)."""
         raise NotImplementedError
 
     def optimizer_state(self) -> dict:
@@ -342,11 +349,12 @@ class _Loop:
             while (
                 total is None or self.step < total
             ) and self.elapsed_before + time.monotonic() - start < budget_s:
-                pending.append(self.train_step())
-                self.step += 1
+                n = min(self.chunk, o.log_every - self.step % o.log_every, (total or math.inf) - self.step)
+                pending.append(self.train_step() if n == 1 else self.train_steps(n))
+                self.step += n
                 if self.step % o.log_every == 0 or self.step == total:
                     # one sync per log line: reading a loss forces the device to finish
-                    logs = {k: float(torch.stack([p[k] for p in pending]).mean()) for k in pending[0]}
+                    logs = {k: float(torch.cat([p[k].view(-1) for p in pending]).mean()) for k in pending[0]}
                     pending.clear()
                     elapsed = self.elapsed_before + time.monotonic() - start
                     log.write(json.dumps({"step": self.step, "elapsed_s": round(elapsed, 3), **logs}) + "\n")
@@ -367,13 +375,25 @@ class _GANLoop(_Loop):
         self.stepper = GANStepper(self.net, self.options, self.device)
         if self.resumed_from is not None:
             self.stepper.load(dict(self.resumed_from.state_dict), self.resumed_from.optimizer, self.device)
+        self.chunk = self.stepper.graph_steps(self.options.log_every)
+
+    def draws(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One generator step's random draws, on the CPU, in the run's order."""
+        c, b, z_dim = self.options.n_critic, self.options.batch_size, self.net.config.z_dim
+        idx = torch.randint(0, len(self.x), (c, b), generator=self.rng).view(-1)  # (C * B,)
+        z = torch.rand((c + 1, b, z_dim), generator=self.rng) * 2 - 1  # (C + 1, B, Z) ~ U(-1, 1)
+        eps = torch.rand((c, b, 1), generator=self.rng)  # (C, B, 1) ~ U[0, 1]
+        return idx, z, eps
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        c, b, z_dim = self.options.n_critic, self.options.batch_size, self.net.config.z_dim
-        idx = self.batch_indices(c, b).view(-1)  # (C * B,)
-        z = self.uniform(c + 1, b, z_dim) * 2 - 1  # (C + 1, B, Z) ~ U(-1, 1)
-        eps = self.uniform(c, b, 1)  # (C, B, 1) ~ U[0, 1]
+        idx, z, eps = (t.to(self.device) for t in self.draws())
         return self.stepper.step(self.x, self.y, idx, z, eps, self.step)
+
+    def train_steps(self, n: int) -> dict[str, torch.Tensor]:
+        # the draws of n steps cross to the device in one copy each, not three per step
+        draws = [self.draws() for _ in range(n)]
+        idx, z, eps = (torch.stack(t).to(self.device) for t in zip(*draws, strict=True))  # (S, ...) each
+        return self.stepper.steps(self.x, self.y, idx, z, eps, self.step)
 
     def optimizer_state(self) -> dict:
         return self.stepper.optimizer_state()

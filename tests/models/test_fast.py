@@ -113,3 +113,59 @@ def test_gan_stepper_equals_textbook_loop(shards):
         torch.testing.assert_close(value, expected[name], rtol=1e-8, atol=1e-11, msg=name)
         if name != "critic.score.bias":  # D's bias cancels in E[D(fake)] - E[D(real)]: zero gradient
             assert not torch.equal(value, initial[name]), f"{name} did not move"
+
+
+def _gan_draws(n_steps, c=2, b=16, n=100, d=12):
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(n, d, generator=g), torch.rand(n, 1, generator=g)
+    idx = torch.randint(0, n, (n_steps, c * b), generator=g)  # (S, C * B)
+    z = torch.rand(n_steps, c + 1, b, 10, generator=g) * 2 - 1  # (S, C + 1, B, Z)
+    eps = torch.rand(n_steps, c, b, 1, generator=g)  # (S, C, B, 1)
+    return x, y, idx, z, eps
+
+
+def _stepper(device, compile=False, c=2, b=16):
+    options = make_options("cgan", "bp", n_critic=c, batch_size=b, compile=compile, lr_decay_steps=10,
+                           lr_final_fraction=0.5, generator_ema=0.9)  # fmt: skip
+    torch.manual_seed(0)
+    return GANStepper(CondGAN(CondGANConfig(x_dim=12)), options, torch.device(device))
+
+
+def test_several_steps_at_once_equal_steps_one_by_one():
+    """``steps`` (what a CUDA graph captures; on a CPU run as it is) = ``step`` after ``step``."""
+    x, y, idx, z, eps = _gan_draws(5)
+    one, many = _stepper("cpu"), _stepper("cpu")
+    assert many.graph_steps(100) == 1  # no graphs on a CPU
+    logs = [one.step(x, y, idx[i], z[i], eps[i], 3 + i) for i in range(5)]
+    chunked = many.steps(x, y, idx[:2], z[:2], eps[:2], 3)
+    rest = many.steps(x, y, idx[2:], z[2:], eps[2:], 5)
+    for a, b in zip(one.state(), many.state(), strict=True):
+        assert torch.equal(a, b)
+    for key in logs[0]:
+        assert torch.equal(torch.cat([chunked[key], rest[key]]), torch.stack([entry[key] for entry in logs]))
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+def test_graph_steps_divide_the_log_interval():
+    stepper = _stepper("cuda", compile=True)
+    assert [stepper.graph_steps(n) for n in (100, 50, 30, 7)] == [50, 50, 10, 1]
+    assert _stepper("cuda", compile=False).graph_steps(100) == 1
+
+
+@cuda
+def test_captured_graph_steps_equal_eager_steps_on_cuda():
+    """Replays of the captured graph (compiled step) = the eager step, within float32 rounding, also
+    when steps outside the graph come between replays."""
+    x, y, idx, z, eps = (t.cuda() for t in _gan_draws(9))
+    eager, graphed = _stepper("cuda"), _stepper("cuda", compile=True)
+    for i in range(9):
+        eager.step(x, y, idx[i], z[i], eps[i], i)
+    graphed.steps(x, y, idx[:4], z[:4], eps[:4], 0)
+    graphed.steps(x, y, idx[4:5], z[4:5], eps[4:5], 4, capture=False)
+    logs = graphed.steps(x, y, idx[5:], z[5:], eps[5:], 5)
+    assert len(graphed._graphs) == 1 and logs["gp"].shape == (4,)
+    for a, b in zip(eager.state(), graphed.state(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -115,6 +115,7 @@ class GANStepper:
             2 if device.type == "cpu" and torch.get_num_threads() > 1 and options.batch_size % 2 == 0 else 1
         )
         self.step_fn: Callable = self._step
+        self._graphs: dict[int, _Graph] = {}  # captured CUDA graphs by steps per graph
         if options.compile:
             self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
 
@@ -187,6 +188,63 @@ class GANStepper:
          self.generator_ema, logs) = out  # fmt: skip
         return logs
 
+    def graph_steps(self, log_every: int) -> int:
+        """Generator steps per captured CUDA graph (``steps``): 1 (no graph) on a CPU or without
+        ``compile``; else the largest of 50, 25, 20, 10, 5, 4, 2 that divides ``log_every``, so that log
+        lines fall between graphs."""
+        if self.critic.device.type != "cuda" or not self.options.compile:
+            return 1
+        return next(n for n in (50, 25, 20, 10, 5, 4, 2, 1) if log_every % n == 0)
+
+    def steps(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        z: torch.Tensor,
+        eps: torch.Tensor,
+        step: int,
+        capture: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """``len(idx)`` generator steps from 0-based step ``step``: idx (S, C * B), z (S, C + 1, B, Z),
+        eps (S, C, B, 1) each step's draws as ``step`` takes them; each logged term as (S,).
+
+        The steps run as one CUDA graph (``capture`` on a GPU): a step of this model is a few hundred
+        kernels of microseconds, so launching them, not running them, is what a GPU's time goes to.
+        The graph of S steps is captured once, on static buffers, and replayed; the weights stay in
+        those buffers between calls. Without ``capture`` the same code runs the steps one by one.
+        """
+        n = len(idx)
+        scalars = torch.tensor(
+            [[float((step + i) * self.options.n_critic), float(step + i), self.learning_rate(step + i),
+              self.ema_decay(step + i)] for i in range(n)],
+            dtype=self.critic.dtype,
+        ).to(x.device)  # (S, 4): t_critic, t_generator, lr, ema_decay  # fmt: skip
+        graph = self._graphs.get(n) if capture else None
+        if graph is None and capture and x.device.type == "cuda":
+            graph = self._graphs[n] = _Graph(self, x, y, idx, z, eps, scalars)
+        if graph is not None:
+            return graph.replay(idx, z, eps, scalars)
+        return _run_steps(self, x, y, idx, z, eps, scalars)
+
+    def state(self) -> list[torch.Tensor]:
+        """The tensors one step updates, in ``_step``'s order (the average only when it is kept)."""
+        state = [
+            self.critic,
+            self.generator,
+            self.critic_m,
+            self.critic_v,
+            self.generator_m,
+            self.generator_v,
+        ]
+        return state + ([self.generator_ema] if self.generator_ema is not None else [])
+
+    def set_state(self, state: list[torch.Tensor]) -> None:
+        (self.critic, self.generator, self.critic_m, self.critic_v, self.generator_m,
+         self.generator_v) = state[:6]  # fmt: skip
+        if self.generator_ema is not None:
+            self.generator_ema = state[6]
+
     def ema_decay(self, step: int) -> float:
         """Decay of the generator's weight average at 0-based generator step ``step``:
         min(generator_ema, (1 + step) / (10 + step)), so that the average of a short run is not dominated
@@ -246,6 +304,52 @@ class GANStepper:
         self.critic_v = self.critic_layout.pack(on_device(optimizer["critic"]["v"]))
         self.generator_m = self.generator_layout.pack(on_device(optimizer["generator"]["m"]))
         self.generator_v = self.generator_layout.pack(on_device(optimizer["generator"]["v"]))
+
+
+def _run_steps(stepper: GANStepper, x, y, idx, z, eps, scalars) -> dict[str, torch.Tensor]:
+    """S steps in order (``GANStepper.steps``): what a graph captures and a CPU runs."""
+    logs = []
+    for i in range(len(idx)):
+        t_critic, t_generator, lr, ema_decay = scalars[i]  # 0-dim views of (S, 4)
+        out = stepper.step_fn(*stepper.state()[:6], stepper.generator_ema, ema_decay, t_critic, t_generator,
+                              lr, x, y, idx[i], z[i], eps[i])  # fmt: skip
+        stepper.set_state([t for t in out[:7] if t is not None])
+        logs.append(out[7])
+    return {k: torch.stack([entry[k] for entry in logs]) for k in logs[0]}  # (S,) each
+
+
+class _Graph:
+    """S generator steps captured as one CUDA graph on static buffers (``GANStepper.steps``)."""
+
+    def __init__(self, stepper: GANStepper, x, y, idx, z, eps, scalars) -> None:
+        self.stepper = stepper
+        self.inputs = [t.clone() for t in (idx, z, eps, scalars)]  # static: replay reads these
+        self.state = [t.clone() for t in stepper.state()]  # static: replay updates these in place
+        start = stepper.state()
+        # warm up off the default stream (compiles, allocates), on copies: the weights do not move
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            stepper.set_state([t.clone() for t in self.state])
+            _run_steps(stepper, x, y, *self.inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        stepper.set_state(self.state)
+        with torch.cuda.graph(self.graph):
+            self.logs = _run_steps(stepper, x, y, *self.inputs)
+            for static, new in zip(self.state, stepper.state(), strict=True):
+                static.copy_(new)
+        stepper.set_state(start)
+
+    def replay(self, idx, z, eps, scalars) -> dict[str, torch.Tensor]:
+        for static, new in zip(self.inputs, (idx, z, eps, scalars), strict=True):
+            static.copy_(new)
+        for static, current in zip(self.state, self.stepper.state(), strict=True):
+            if static is not current:  # steps ran outside the graph since its last replay
+                static.copy_(current)
+        self.graph.replay()
+        self.stepper.set_state(self.state)
+        return {k: v.clone() for k, v in self.logs.items()}  # the next replay overwrites self.logs
 
 
 def gan_batch(
