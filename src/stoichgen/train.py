@@ -451,12 +451,21 @@ class _SurrogateLoop(_Loop):
         self.stepper = SurrogateStepper(self.net, self.options, self.device)
         if self.resumed_from is not None:
             self.stepper.load(self.resumed_from.optimizer, self.device)
+        self.chunk = self.stepper.graph_steps(self.options.log_every)
+
+    def picks(self) -> torch.Tensor:
+        """One step's draw, on the CPU: each member's batch as positions in its resample. (K, B)"""
+        k, b = self.bootstrap.shape[0], self.options.batch_size
+        return torch.randint(0, self.bootstrap.shape[1], (k, b), generator=self.rng)
 
     def train_step(self) -> dict[str, torch.Tensor]:
-        k, b = self.bootstrap.shape[0], self.options.batch_size
-        picks = torch.randint(0, self.bootstrap.shape[1], (k, b), generator=self.rng).to(self.device)
-        rows = self.bootstrap.gather(1, picks)  # (K, B): each member's batch from its own resample
+        rows = self.bootstrap.gather(1, self.picks().to(self.device))  # (K, B): each member's own batch
         return self.stepper.step(self.x, self.y, rows, self.step)
+
+    def train_steps(self, n: int) -> dict[str, torch.Tensor]:
+        picks = torch.stack([self.picks() for _ in range(n)]).to(self.device)  # (S, K, B), one copy
+        rows = torch.stack([self.bootstrap.gather(1, p) for p in picks])  # (S, K, B)
+        return self.stepper.steps(self.x, self.y, rows, self.step)
 
     def optimizer_state(self) -> dict:
         return self.stepper.optimizer_state(self.step)

@@ -131,3 +131,34 @@ def test_bundled_surrogate_loads_and_its_weights_stack():
     )
     expected, _ = net.loss(x.expand(net.config.members, 4, -1), torch.zeros(net.config.members, 4, 1))
     torch.testing.assert_close(loss, expected)
+
+
+def test_several_steps_at_once_equal_steps_one_by_one():
+    """``steps`` (what a CUDA graph captures; on a CPU run as it is) = ``step`` after ``step``."""
+    x, y, rows = _data()
+    one, many = (SurrogateStepper(_net(), _options(), torch.device("cpu")) for _ in range(2))
+    assert many.graph_steps(100) == 1  # no graphs on a CPU
+    logs = [one.step(x, y, r, i) for i, r in enumerate(rows)]
+    chunked = [many.steps(x, y, torch.stack(rows[:4]), 0), many.steps(x, y, torch.stack(rows[4:]), 4)]
+    for a, b in zip(one.state(), many.state(), strict=True):
+        assert torch.equal(a, b)
+    for key in logs[0]:
+        assert torch.equal(torch.cat([c[key] for c in chunked]), torch.stack([entry[key] for entry in logs]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_captured_graph_steps_equal_eager_steps_on_cuda():
+    x, y = (t.cuda() for t in _data()[:2])
+    rows = torch.stack(_data()[2]).cuda()  # (6, K, B)
+    eager = SurrogateStepper(_net(), _options(), torch.device("cuda"))
+    graphed = SurrogateStepper(_net(), _options(compile=True), torch.device("cuda"))
+    assert graphed.graph_steps(100) == 50 and eager.graph_steps(100) == 1
+    for i in range(6):
+        eager.step(x, y, rows[i], i)
+    graphed.steps(x, y, rows[:2], 0)
+    graphed.steps(x, y, rows[2:3], 2, capture=False)
+    graphed.steps(x, y, rows[3:5], 3)
+    graphed.step(x, y, rows[5], 5)
+    assert len(graphed._graphs) == 1
+    for a, b in zip(eager.state(), graphed.state(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

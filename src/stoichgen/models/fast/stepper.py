@@ -6,6 +6,7 @@ Used by training only. ``tests/models/test_fast.py`` checks that a few steps equ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -115,7 +116,7 @@ class GANStepper:
             2 if device.type == "cpu" and torch.get_num_threads() > 1 and options.batch_size % 2 == 0 else 1
         )
         self.step_fn: Callable = self._step
-        self._graphs: dict[int, _Graph] = {}  # captured CUDA graphs by steps per graph
+        self._graphs: dict[int, StepGraph] = {}  # captured CUDA graphs by steps per graph
         if options.compile:
             self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
 
@@ -220,12 +221,12 @@ class GANStepper:
               self.ema_decay(step + i)] for i in range(n)],
             dtype=self.critic.dtype,
         ).to(x.device)  # (S, 4): t_critic, t_generator, lr, ema_decay  # fmt: skip
-        graph = self._graphs.get(n) if capture else None
-        if graph is None and capture and x.device.type == "cuda":
-            graph = self._graphs[n] = _Graph(self, x, y, idx, z, eps, scalars)
-        if graph is not None:
-            return graph.replay(idx, z, eps, scalars)
-        return _run_steps(self, x, y, idx, z, eps, scalars)
+        if not capture or x.device.type != "cuda":
+            return _run_steps(self, x, y, idx, z, eps, scalars)
+        if n not in self._graphs:
+            run = functools.partial(_run_steps, self, x, y)  # the data stays where it is: not copied
+            self._graphs[n] = StepGraph(self, run, [idx, z, eps, scalars])
+        return self._graphs[n].replay(idx, z, eps, scalars)
 
     def state(self) -> list[torch.Tensor]:
         """The tensors one step updates, in ``_step``'s order (the average only when it is kept)."""
@@ -318,12 +319,19 @@ def _run_steps(stepper: GANStepper, x, y, idx, z, eps, scalars) -> dict[str, tor
     return {k: torch.stack([entry[k] for entry in logs]) for k in logs[0]}  # (S,) each
 
 
-class _Graph:
-    """S generator steps captured as one CUDA graph on static buffers (``GANStepper.steps``)."""
+class StepGraph:
+    """Several training steps captured as one CUDA graph on static buffers and replayed (used by
+    ``GANStepper.steps`` and ``fast.surrogate.SurrogateStepper.steps``).
 
-    def __init__(self, stepper: GANStepper, x, y, idx, z, eps, scalars) -> None:
+    ``run(*inputs)`` takes the steps on the stepper's current ``state()`` (moving it on with
+    ``set_state``) and returns the logged terms; ``inputs`` are the first call's, copied into static
+    buffers that each replay reads. The stepper's state lives in the graph's static buffers between
+    replays; steps taken outside the graph meanwhile are copied in first.
+    """
+
+    def __init__(self, stepper: Any, run: Callable[..., dict], inputs: list[torch.Tensor]) -> None:
         self.stepper = stepper
-        self.inputs = [t.clone() for t in (idx, z, eps, scalars)]  # static: replay reads these
+        self.inputs = [t.clone() for t in inputs]  # static: replay reads these
         self.state = [t.clone() for t in stepper.state()]  # static: replay updates these in place
         start = stepper.state()
         # warm up off the default stream (compiles, allocates), on copies: the weights do not move
@@ -331,18 +339,18 @@ class _Graph:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             stepper.set_state([t.clone() for t in self.state])
-            _run_steps(stepper, x, y, *self.inputs)
+            run(*self.inputs)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         stepper.set_state(self.state)
         with torch.cuda.graph(self.graph):
-            self.logs = _run_steps(stepper, x, y, *self.inputs)
+            self.logs = run(*self.inputs)
             for static, new in zip(self.state, stepper.state(), strict=True):
                 static.copy_(new)
         stepper.set_state(start)
 
-    def replay(self, idx, z, eps, scalars) -> dict[str, torch.Tensor]:
-        for static, new in zip(self.inputs, (idx, z, eps, scalars), strict=True):
+    def replay(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        for static, new in zip(self.inputs, inputs, strict=True):
             static.copy_(new)
         for static, current in zip(self.state, self.stepper.state(), strict=True):
             if static is not current:  # steps ran outside the graph since its last replay

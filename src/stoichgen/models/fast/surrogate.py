@@ -17,13 +17,14 @@ several times slower there than K plain ones) and are one ``bmm`` on a GPU (fewe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Protocol
 
 import torch
 from torch.func import grad
 
-from stoichgen.models.fast.stepper import adam_update
+from stoichgen.models.fast.stepper import StepGraph, adam_update
 from stoichgen.models.layers import linears
 from stoichgen.models.surrogate import SurrogateEnsemble
 
@@ -95,6 +96,7 @@ class SurrogateStepper:
         self.v = [torch.zeros_like(p) for p in self.params]
         self.batched = device.type != "cpu"
         self.step_fn: Callable = self._step
+        self._graphs: dict[int, StepGraph] = {}  # captured CUDA graphs by steps per graph
         if options.compile:
             self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
 
@@ -123,6 +125,47 @@ class SurrogateStepper:
         lr = torch.tensor(self.options.lr, **scalars)
         self.params, self.m, self.v, logs = self.step_fn(self.params, self.m, self.v, t, lr, x, y, rows)
         return logs
+
+    def graph_steps(self, log_every: int) -> int:
+        """Steps per captured CUDA graph (``steps``): 1 (no graph) on a CPU or without ``compile``; else
+        the largest of 50, 25, 20, 10, 5, 4, 2 that divides ``log_every``."""
+        if self.params[0].device.type != "cuda" or not self.options.compile:
+            return 1
+        return next(n for n in (50, 25, 20, 10, 5, 4, 2, 1) if log_every % n == 0)
+
+    def steps(
+        self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, step: int, capture: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Steps ``step``, ``step + 1``, ... on rows (S, K, B), as one CUDA graph on a GPU
+        (``stepper.StepGraph``); each logged term as (S,)."""
+        n = len(rows)
+        scalars = torch.tensor(
+            [[float(step + i + 1), self.options.lr] for i in range(n)], dtype=self.params[0].dtype
+        ).to(x.device)  # (S, 2): t, lr
+        if not capture or x.device.type != "cuda":
+            return self._run_steps(x, y, rows, scalars)
+        if n not in self._graphs:
+            run = functools.partial(self._run_steps, x, y)  # the data stays where it is: not copied
+            self._graphs[n] = StepGraph(self, run, [rows, scalars])
+        return self._graphs[n].replay(rows, scalars)
+
+    def _run_steps(self, x, y, rows, scalars) -> dict[str, torch.Tensor]:
+        logs = []
+        for i in range(len(rows)):
+            t, lr = scalars[i]  # 0-dim views of (S, 2)
+            self.params, self.m, self.v, entry = self.step_fn(
+                self.params, self.m, self.v, t, lr, x, y, rows[i]
+            )
+            logs.append(entry)
+        return {k: torch.stack([entry[k] for entry in logs]) for k in logs[0]}  # (S,) each
+
+    def state(self) -> list[torch.Tensor]:
+        """The tensors a step updates: weights, then Adam's moments."""
+        return [*self.params, *self.m, *self.v]
+
+    def set_state(self, state: list[torch.Tensor]) -> None:
+        n = len(self.params)
+        self.params, self.m, self.v = list(state[:n]), list(state[n : 2 * n]), list(state[2 * n :])
 
     def sync_to_model(self) -> None:
         """The model's members get the stacked weights."""
