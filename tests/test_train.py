@@ -111,6 +111,24 @@ def test_a_run_trained_on_cuda_resumes_on_the_cpu(small_csv, tmp_path, model, ca
     assert RunRecord.load(tmp_path / "gpu").train["device"] == "cuda"  # still where it trained first
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    ("model", "compile"), [("cgan", True), ("cgan", False), ("surrogate", True), ("dnn", False)]
+)
+def test_a_run_trained_on_cuda_continues_on_the_cpu_near_a_cpu_run(small_csv, tmp_path, model, compile):
+    """Trained on a GPU (compiled: CUDA graphs of 2 steps here), continued on the CPU: the weights of
+    a run trained on the CPU throughout, within float32 rounding."""
+    extra = {"members": 2} if model == "surrogate" else {}
+    _train(small_csv, tmp_path / "cpu", model, steps=8, lr_decay_steps=8, **extra)
+    train(model, "bp", tmp_path / "moved", data=DataSource(str(small_csv)), compile=compile, batch_size=64,
+          log_every=2, progress=False, steps=4, lr_decay_steps=8, device="cuda", **extra)  # fmt: skip
+    assert RunRecord.load(tmp_path / "moved").train["device"] == "cuda"
+    train(model, "bp", tmp_path / "moved", resume=True, steps=8, device="cpu", compile=False, progress=False)
+    cpu, moved = _weights(tmp_path / "cpu"), _weights(tmp_path / "moved")
+    for k in cpu:
+        torch.testing.assert_close(moved[k], cpu[k], rtol=1e-3, atol=1e-4, msg=k)
+
+
 def test_gan_steps_taken_in_chunks_equal_steps_one_by_one(small_csv, tmp_path, monkeypatch):
     """The loop's path for CUDA graphs (draws of several steps at once, ``GANStepper.steps``), run on
     the CPU: the same weights and log as one step at a time."""

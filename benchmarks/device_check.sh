@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The GPU check of stoichgen's training, in one go (about 6 minutes on one H200; stops itself by 7.5).
+#
+#   benchmarks/device_check.sh          on a machine with one CUDA GPU, from the repository root
+#   benchmarks/device_check.sh --cpu    a short dry run of the same steps on the CPU (no GPU needed)
+#
+# No network: packages the machine lacks (pymatgen, SMACT and their needs) come as wheels in .whl/
+# (README: performance), installed into /tmp/site. It runs the CUDA tests, benchmarks/bench_train.py
+# and benchmarks/bench_surrogate.py on CUDA and on the CPU, a short `stoichgen train` of each model
+# kind on CUDA, and `stoichgen generate` from those runs; each step's log goes to $OUT (default
+# /tmp/stoichgen-device-check) and one summary line per measurement to $OUT/summary.txt and stdout.
+set -u
+DEVICE=cuda
+SCALE=1 # a dry run takes fewer steps
+if [ "${1:-}" = "--cpu" ]; then DEVICE=cpu; SCALE=20; fi
+OUT=${OUT:-/tmp/stoichgen-device-check}
+RUNS=$OUT/runs
+mkdir -p "$OUT" "$RUNS"
+SUMMARY=$OUT/summary.txt
+: >"$SUMMARY"
+BEGIN=$(date +%s)
+DEADLINE=${DEADLINE:-450} # seconds: every step is cut short so that the whole stays under 8 minutes
+
+if ! python3 -c 'import pymatgen.core, smact' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl >"$OUT/pip.log" 2>&1 || { echo "wheels did not install: $OUT/pip.log"; exit 1; }
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+sg() { python3 -c 'import sys; from stoichgen.cli import main; sys.exit(main())' "$@"; }
+
+line() { echo "$*" | tee -a "$SUMMARY"; }
+
+# step NAME LIMIT_S COMMAND...: run it with a time limit (never past the deadline), log to $OUT/NAME.log
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local left=$((DEADLINE - ($(date +%s) - BEGIN)))
+    if [ "$left" -lt 15 ]; then
+        line "$name: skipped (deadline)"
+        return 1
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    local start=$(date +%s)
+    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+    local rc=$?
+    WALL=$(($(date +%s) - start))
+    [ $rc -ne 0 ] && line "$name: FAILED rc=$rc after ${WALL}s: $(tail -n 2 "$OUT/$name.log" | tr '\n' ' ')"
+    return $rc
+}
+
+if [ "$DEVICE" = cuda ]; then
+    GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+else
+    GPU="none (--cpu dry run)"
+fi
+line "machine: GPU $GPU; CPU $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores;" \
+    "$(python3 -c 'import torch; print("torch", torch.__version__)')"
+
+# 1. the CUDA branches' tests (skipped, not failed, on a CPU)
+if step tests 150 python3 -m pytest -q -p no:cacheprovider tests/models/test_fast.py \
+    tests/models/test_fast_surrogate.py tests/test_train.py -k "cuda or graph or several or chunk"; then
+    line "tests (CUDA branches): $(tail -n 1 "$OUT/tests.log")"
+fi
+
+# 2. the GAN step: eager loop against stoichgen's, on the device and on this machine's CPU
+for preset in default paper; do
+    if step "bench_train_${DEVICE}_$preset" 120 python3 benchmarks/bench_train.py --device "$DEVICE" \
+        --preset "$preset" --steps $((1000 / SCALE)) --repeats 2; then
+        line "bench_train $DEVICE $preset: $(grep -E '^(eager|stoichgen|ratio)' "$OUT/bench_train_${DEVICE}_$preset.log" |
+            tr -s ' ' | tr '\n' ' ')"
+    fi
+done
+if [ "$DEVICE" = cuda ] && step bench_train_cpu_paper 90 python3 benchmarks/bench_train.py --device cpu \
+    --preset paper --steps 200 --repeats 2; then
+    line "bench_train cpu paper: $(grep -E '^(eager|stoichgen|ratio)' "$OUT/bench_train_cpu_paper.log" |
+        tr -s ' ' | tr '\n' ' ')"
+fi
+
+# 3. the surrogate ensemble: members one by one against all at once
+for device in $DEVICE $([ "$DEVICE" = cuda ] && echo cpu); do
+    if step "bench_surrogate_$device" 120 python3 benchmarks/bench_surrogate.py --device "$device" \
+        --steps $((3000 / SCALE)); then
+        line "bench_surrogate $device: $(grep -E '^(reference|stoichgen|ratio)' "$OUT/bench_surrogate_$device.log" |
+            tr -s ' ' | tr '\n' ' ')"
+    fi
+done
+
+# 4. a short run of each model kind on the device, then generation from them
+train_kind() { # KIND STEPS [options]
+    local kind=$1 steps=$2
+    shift 2
+    if step "train_$kind" 150 sg train --model "$kind" --repr bp --out "$RUNS/$kind" --steps "$steps" \
+        --device "$DEVICE" --force "$@"; then
+        line "train $kind on $DEVICE, $steps steps: $(grep -E '^trained' "$OUT/train_$kind.log" | tail -n 1)"
+    fi
+}
+train_kind surrogate $((30000 / SCALE))
+train_kind cgan $((20000 / SCALE))
+train_kind cvae $((5000 / SCALE))
+train_kind dnn $((5000 / SCALE))
+for kind in cgan cvae; do
+    [ -f "$RUNS/$kind/checkpoint.pt" ] || continue
+    args=(generate --model "$RUNS/$kind" --target -2.0 -n 64 -o "$OUT/generated_$kind.csv" --force)
+    [ -f "$RUNS/surrogate/checkpoint.pt" ] && args+=(--surrogate "$RUNS/surrogate")
+    if step "generate_$kind" 90 sg "${args[@]}"; then
+        line "generate from the $kind run: $(($(wc -l <"$OUT/generated_$kind.csv") - 1)) rows in ${WALL}s"
+    fi
+done
+line "done in $(($(date +%s) - BEGIN))s"
