@@ -37,6 +37,7 @@ class ReferenceLoop(training._SurrogateLoop):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.options.lr, betas=self.options.betas)
+        self.chunk = 1  # one train_step at a time, on any device
 
     def train_step(self) -> dict[str, torch.Tensor]:
         k, b = self.bootstrap.shape[0], self.options.batch_size
