@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from common import cpu, publish
-from stoichgen.chem.screening import screen_formulas
+from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.data import load_mp_formation_energy, split_dataset
 from stoichgen.discover import search as search_module
 from stoichgen.discover.pipeline import Generator
@@ -118,7 +118,7 @@ def main() -> None:
     reduced = [c.get_reduced_composition_and_factor()[0] for c in comps]
     small = np.array([c.num_atoms <= DEFAULT_MAX_ATOMS and len(c) <= DEFAULT_MAX_ELEMENTS and len(c) >= 2
                       for c in reduced])  # fmt: skip
-    valid = np.array(screen_formulas([c.formula.replace(" ", "") for c in reduced]))
+    valid = np.array(smact_valid_guarded([c.formula.replace(" ", "") for c in reduced]))
     train_comps = list(split.train.frame["composition"])
     train_atoms = [c.get_reduced_composition_and_factor()[0].num_atoms for c in train_comps]
     realism = (f"training split: {np.mean([len(c) for c in train_comps]):.2f} elements per composition, "

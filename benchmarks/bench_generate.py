@@ -21,10 +21,10 @@ import time
 import warnings
 from pathlib import Path
 
-from stoichgen.discover.output import write_table
 from stoichgen.discover.pipeline import DEFAULT_MODEL, Generator
 from stoichgen.discover.reference import REFERENCE, write_reference
 from stoichgen.errors import GenerateWarning
+from stoichgen.io import write_table
 from stoichgen.run import bundled_run_dir
 
 

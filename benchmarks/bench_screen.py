@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from common import cpu, publish
 from stoichgen.chem.composition import formula_fractions
 from stoichgen.chem.oxidation import charge_neutral
-from stoichgen.chem.screening import screen_formulas
+from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.discover.search import fraction_keys
 from stoichgen.screen import Scorer, ScreenSpec, plan, run_screen
 
@@ -46,7 +46,7 @@ def per_formula_loop(formulas: list[str], scorer: Scorer) -> float:
         x = formula_fractions([formula], scorer.vocabulary)  # (1, V)
         mean, spread = scorer.surrogate.predict_formulas_with_spread([formula])
         charge_neutral(x, scorer.vocabulary)
-        screen_formulas([formula])
+        smact_valid_guarded([formula])
         scorer.hull.query(formula, float(mean[0]))
         scorer.nearest.query(x)
         _ = fraction_keys(x)[0] in scorer.known

@@ -18,7 +18,7 @@ import stoichgen
 from common import cpu, publish
 from stoichgen.chem.hull import Hull
 from stoichgen.data import load_mp_formation_energy, split_dataset
-from stoichgen.discover.stability import plot_hull
+from stoichgen.discover.hull_table import plot_hull
 from stoichgen.predict import Surrogate
 from stoichgen.run import bundled_run_dir
 

@@ -15,8 +15,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stoichgen"
 # training from inference)
 LAYERS = {
     "errors": 0,
+    "io": 1,
+    "schema": 1,
     "chem": 1,
     "data": 1,
+    "space": 2,
     "models": 2,
     "run": 2,
     "nearest": 2,
@@ -81,8 +84,44 @@ def test_generating_and_evaluating_never_load_training():
 
 
 def test_no_module_is_a_room_of_many_jobs():
-    sizes = {path.name: len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
-    assert max(sizes.values()) <= 500, sizes
+    paths = list(PACKAGE.rglob("*.py"))
+    sizes = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in paths}
+    assert len(sizes) == len(paths)  # keyed by path: same-named modules all count
+    assert max(sizes.values()) <= 500, {name: size for name, size in sizes.items() if size > 500}
+
+
+CONSUMERS = ("discover", "screen", "evaluate")
+
+
+@pytest.mark.parametrize(("module", "path"), [m for m in _modules() if _room(m[0]) in CONSUMERS],
+                         ids=lambda v: str(v))  # fmt: skip
+def test_the_candidate_space_consumers_do_not_import_each_other(module, path):
+    """discover/, screen/ and evaluate/ share the candidate space (space/) and lower rooms only."""
+    for imported in _imports(path):
+        other = _room(imported)
+        assert other == _room(module) or other not in CONSUMERS, f"{module} imports {imported}"
+
+
+def _all_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    found |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    return found
+
+
+def test_io_and_the_candidate_space_need_no_torch():
+    """Everything io, schema and space import, followed through the package, is free of torch."""
+    paths = dict(_modules())
+    todo, seen = ["stoichgen.io", "stoichgen.schema", "stoichgen.space"], set()
+    while todo:
+        module = todo.pop()
+        if module in seen or module not in paths:
+            continue
+        seen.add(module)
+        imported = _all_imports(paths[module])
+        assert not any(name.split(".")[0] == "torch" for name in imported), module
+        todo += [name for name in imported if name.startswith("stoichgen.")]
+    assert "stoichgen.space.formulas" in seen and "stoichgen.chem.validity" in seen
 
 
 def test_no_method_imports_the_judge():

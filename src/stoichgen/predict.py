@@ -26,7 +26,9 @@ from stoichgen.data import MinMaxNormaliser, descriptor_matrix
 from stoichgen.errors import RunError, check_int
 from stoichgen.run import RunRecord, bundled_run_dir
 
-__all__ = ["MAX_SAMPLES", "Predictor", "Sampler", "Surrogate", "bundled_run_dir"]
+__all__ = ["DEFAULT_SURROGATE", "MAX_SAMPLES", "Predictor", "Sampler", "Surrogate", "bundled_run_dir"]
+
+DEFAULT_SURROGATE = "surrogate-bp"  # resources/models/<name>/: the bundled surrogate ensemble
 
 MAX_SAMPLES = 1_000_000  # vectors per ``Sampler.sample`` call (about 1.2 GB for x^bp)
 _CHUNK = 65_536  # rows scored at once by a surrogate (bounded memory for any number of formulas)

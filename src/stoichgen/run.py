@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,6 +27,7 @@ from torch import nn
 from stoichgen.chem.composition import Vocabulary
 from stoichgen.data import Dataset, DataSource, MinMaxNormaliser, Split, element_descriptors, split_dataset
 from stoichgen.errors import DataError, RunError, StoichgenError
+from stoichgen.io import atomic_write_bytes, atomic_write_text
 from stoichgen.models import MODEL_KINDS, ModelKind, kind_of, kind_of_class
 
 __all__ = [
@@ -52,28 +51,6 @@ _PAYLOAD_KEYS = (
 
 
 # --- atomic writes ---------------------------------------------------------------------------------------
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    """Write a file through ``write(handle)`` into a temporary file beside it, then rename: a reader
-    (or a power cut) sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
-
 
 def bundled_run_dir(name: str) -> Path:
     """A run shipped inside the package (``resources/models/<name>``)."""

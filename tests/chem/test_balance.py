@@ -16,7 +16,7 @@ from stoichgen.chem.oxidation import (
     oxidation_states,
     valence,
 )
-from stoichgen.chem.screening import smact_valid
+from stoichgen.chem.validity import smact_valid
 from stoichgen.errors import InputError
 
 VOCAB = Vocabulary(("Li", "N", "O", "Na", "Al", "S", "Cl", "Ar", "K", "Ti", "Mn", "Fe", "Ni"))

@@ -11,7 +11,7 @@ from pymatgen.core import Composition
 from stoichgen.chem.hull import Hull
 from stoichgen.cli import main
 from stoichgen.data import load_mp_formation_energy
-from stoichgen.discover.stability import annotate, hull_of
+from stoichgen.discover.hull_table import annotate, hull_of
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,10 @@ def test_guided_rows_carry_their_place_on_the_hull():
 
 
 def test_vectorised_hull_equals_pymatgen_queries(hull):
-    from stoichgen.discover.search import valid_counts
+    from stoichgen.space.formulas import SMACT, candidate_counts
 
     elements = ("Li", "Mn", "Fe", "O")
-    counts = valid_counts(elements, 16)[:200]
+    counts = candidate_counts(elements, 16, SMACT)[:200]
     fractions = counts / counts.sum(axis=1, keepdims=True)
     energies = np.random.default_rng(1).uniform(-2.8, -0.8, len(counts))
     fast = hull.e_above_hull_many(elements, fractions, energies)
@@ -133,7 +133,7 @@ def test_stability_objective_ranks_by_predicted_e_above_hull():
     assert df["score"].is_monotonic_increasing
     assert (df["score"] >= df["e_above_hull"] - 1e-9).all()  # the score is e_above_hull plus penalties
     assert df["e_above_hull"].iloc[:5].max() < 0.05
-    with pytest.raises(GenerateError, match="stability objective needs method 'guided'"):
+    with pytest.raises(GenerateError, match="objective applies to method 'guided' only"):
         generator.generate(-1.0, n=4, objective="stability", method="paper")
     with pytest.raises(GenerateError, match="unknown objective"):
         generator.generate(-1.0, n=4, objective="cheap")

@@ -14,14 +14,14 @@ from stoichgen.chem.composition import paper_string, parse_formula, threshold_fr
 from stoichgen.cli import main
 from stoichgen.data import DataSource, descriptor_matrix
 from stoichgen.discover import pipeline as pipeline_module
-from stoichgen.discover.output import write_table
 from stoichgen.discover.pipeline import Generator
 from stoichgen.discover.reference import REFERENCE, Reference, load_reference, write_reference
-from stoichgen.discover.schema import NAMES as COLUMNS
 from stoichgen.errors import ExtrapolationWarning, GenerateError, GenerateWarning, RunError, StoichgenError
+from stoichgen.io import write_table
 from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler
 from stoichgen.run import CHECKPOINT, RunRecord, bundled_run_dir
+from stoichgen.schema import NAMES as COLUMNS
 from stoichgen.train import train
 
 
@@ -330,7 +330,7 @@ def test_extrapolation_warns_but_generates(gen, constraint):
         ({"require": "O", "exclude": "Pb,O"}, "O both required and excluded"),
         ({"elements": "Li,O", "require": "Fe"}, "required Fe not among elements Li,O"),
         ({"require": "Li,O,Fe", "max_elements": 2}, "3 required elements .* max_elements=2"),
-        ({"max_elements": 0}, "max_elements must be at least 1"),
+        ({"max_elements": 0}, "max_elements must be an integer between 1 and 118"),
         ({"max_elements": 2.5}, "max_elements must be an integer"),
         ({"elements": "Fe", "exclude": "Fe"}, "every element of the model is excluded"),
         ({"n": 0}, "n must be an integer between 1 and 100000"),
@@ -611,7 +611,7 @@ def test_threshold_that_empties_every_row_is_named(gen):
 def test_readme_column_table_is_the_schema():
     from pathlib import Path
 
-    from stoichgen.discover.schema import GUIDED_COLUMNS, PAPER_COLUMNS, markdown_table
+    from stoichgen.schema import GUIDED_COLUMNS, PAPER_COLUMNS, markdown_table
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert markdown_table(PAPER_COLUMNS) in readme and markdown_table(GUIDED_COLUMNS) in readme

@@ -8,6 +8,7 @@ import pytest
 
 from stoichgen.cli import main
 from stoichgen.data import DataSource, element_descriptors, load_csv
+from stoichgen.discover.pipeline import Generator
 from stoichgen.errors import EvaluateError
 from stoichgen.evaluate import runs as runs_module
 from stoichgen.evaluate.runs import evaluate_run
@@ -48,8 +49,10 @@ def test_judge_must_be_a_predictor_on_the_same_split(runs):
         evaluate_run(runs["cgan"], [-1.0], n=4, judge=runs["cgan"])
     with pytest.raises(EvaluateError, match="train the judge on the run's data and split"):
         evaluate_run(runs["cgan"], [-1.0], n=4, judge=runs["dnn_other_split"])
-    table = evaluate_run(runs["cgan"], [-1.0], n=4, judge=runs["dnn"])
+    table = evaluate_run(runs["cgan"], [-1.0], n=4, judge=runs["dnn"], generator_for=Generator)
     assert table["judge_mae"].notna().any()
+    without = evaluate_run(runs["cgan"], [-1.0], n=4, judge=runs["dnn"])  # no pipeline: no quality row
+    assert "judge_mae" not in without and len(without) == len(table) - 1
 
 
 @pytest.mark.parametrize("name", ["out.xlsx", "missing/out.csv", "exists.csv"])

@@ -13,11 +13,12 @@ import pytest
 from pymatgen.core import Composition
 
 from stoichgen.chem.composition import formula_fractions
-from stoichgen.chem.screening import screen_formulas
+from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.cli import main
-from stoichgen.discover.search import Search, formula_text
+from stoichgen.discover.search import Search
 from stoichgen.screen import Scorer, ScreenError, ScreenSpec, plan, run_screen
 from stoichgen.screen import run as screen_run
+from stoichgen.space.formulas import formula_text
 
 SPACE = {"elements": ("Li", "Mn", "Fe", "O"), "max_atoms": 12, "target": -2.0}
 
@@ -46,7 +47,7 @@ def test_scores_agree_with_the_readable_per_formula_checks(scorer):
     spec = ScreenSpec(elements=("Li", "Mn", "Fe", "O", "S"), max_atoms=10, target=-1.5)
     frame = _whole(spec, scorer)
     formulas = list(frame["formula"])
-    assert frame["smact_valid"].tolist() == screen_formulas(formulas)
+    assert frame["smact_valid"].tolist() == smact_valid_guarded(formulas)
     assert frame["charge_neutral"].all() and len(set(formulas)) == len(formulas)
     mean, spread = scorer.surrogate.predict_formulas_with_spread(formulas)
     np.testing.assert_allclose(frame["predicted_property"], mean, atol=1e-5)
@@ -198,7 +199,7 @@ def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
 def test_the_readme_lists_the_screen_columns():
     from pathlib import Path
 
-    from stoichgen.discover.schema import markdown_table
+    from stoichgen.schema import markdown_table
     from stoichgen.screen import SCREEN_COLUMNS
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from stoichgen import Generator
 from stoichgen.errors import RunError
 from stoichgen.run import bundled_run_dir
-from stoichgen.web.app import MAX_BODY_BYTES, MAX_ROWS, MAX_TARGETS, create_app, offered_models
+from stoichgen.web.app import MAX_BODY_BYTES, MAX_REQUEST_ROWS, MAX_TARGETS, create_app, offered_models
 
 SYMBOL = re.compile(r"[A-Z][a-z]?")
 
@@ -50,7 +50,7 @@ def test_models_lists_the_bundled_generators_with_their_ranges(client):
     assert cgan["range"] == pytest.approx(list(generator.property_range))
     assert cgan["vocabulary"] == list(generator.vocabulary.symbols)
     assert cgan["methods"] == ["guided", "paper"] and cgan["objectives"] == ["target", "stability"]
-    assert catalog["limits"]["n"] == MAX_ROWS
+    assert catalog["limits"]["n"] == MAX_REQUEST_ROWS
     cells = {c["symbol"]: (c["row"], c["column"]) for c in catalog["elements"]}
     assert len(cells) == 118 and len(set(cells.values())) == 118  # one place each
     assert (
@@ -101,10 +101,10 @@ BAD_INPUTS = [
     ({"require": ["Li", "Fe", "O"], "max_elements": 2}, "max_elements", "contradictory constraints"),
     ({"elements": ["Og"]}, "elements", "not in the model's vocabulary"),
     ({"n": 0}, "n", "greater than or equal to 1"),
-    ({"n": MAX_ROWS + 1}, "n", f"less than or equal to {MAX_ROWS}"),
+    ({"n": MAX_REQUEST_ROWS + 1}, "n", f"less than or equal to {MAX_REQUEST_ROWS}"),
     ({"n": "ten"}, "n", "valid integer"),
     ({"n": 2.5}, "n", "integer"),
-    ({"target": [-1.0, -2.0], "n": MAX_ROWS}, "n", "candidates per request"),
+    ({"target": [-1.0, -2.0], "n": MAX_REQUEST_ROWS}, "n", "candidates per request"),
     ({"target": "abc"}, "target", "valid number"),
     ({"target": None}, "target", "give a target"),
     ({"target": []}, "target", f"1 to {MAX_TARGETS} targets"),
@@ -114,8 +114,8 @@ BAD_INPUTS = [
     ({"model": "../../etc/passwd"}, "model", "unknown model"),
     ({"method": "magic"}, "method", "'guided' or 'paper'"),
     ({"objective": "cheap"}, "objective", "'target' or 'stability'"),
-    ({"balance": "exact"}, "balance", "apply to method 'paper' only"),
-    ({"method": "paper", "objective": "stability"}, "objective", "needs method 'guided'"),
+    ({"balance": "exact"}, "balance", "applies to method 'paper' only"),
+    ({"method": "paper", "objective": "stability"}, "objective", "applies to method 'guided' only"),
     ({"seed": -1}, "seed", "greater than or equal to 0"),
     ({"max_e_hull": "low"}, "max_e_hull", "valid number"),
     ({"max_atoms": 1000}, "max_atoms", "less than or equal to"),

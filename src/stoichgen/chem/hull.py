@@ -31,7 +31,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
 from stoichgen.chem.composition import parse_formula
-from stoichgen.chem.screening import SYMBOL
+from stoichgen.chem.validity import SYMBOL
 from stoichgen.errors import FormulaError, InputError
 
 __all__ = ["Hull", "HullResult", "MAX_SYSTEM_ELEMENTS"]

@@ -6,24 +6,15 @@ import argparse
 import sys
 import warnings
 
-from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT_ATOMS
-from stoichgen.chem.composition import DEFAULT_THRESHOLD
-from stoichgen.chem.oxidation import OXIDATION_TABLES
-from stoichgen.cli.common import SEED, int_in
+from stoichgen.cli.common import int_in
 from stoichgen.data import load_csv, load_mp_formation_energy, read_table
-from stoichgen.discover.guided import OBJECTIVES
-from stoichgen.discover.output import check_output, write_table
-from stoichgen.discover.pipeline import (
-    DEFAULT_MODEL,
-    GENERATE_MAX_ITERATIONS,
-    MAX_ITERATIONS,
-    MAX_ROWS,
-    METHODS,
-    Generator,
-)
-from stoichgen.discover.stability import annotate, hull_of, plot_hull
+from stoichgen.discover.hull_table import annotate, plot_hull
+from stoichgen.discover.options import OptionSpec, option_specs
+from stoichgen.discover.pipeline import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, Generator
 from stoichgen.errors import GenerateWarning, InputError
+from stoichgen.io import check_output, write_table
 from stoichgen.run import bundled_run_dir
+from stoichgen.space.score import describe_score, hull_of
 
 # Columns printed to the terminal when no output file is given (the file has them all).
 GUIDED_SHOWN = (
@@ -36,8 +27,32 @@ PAPER_SHOWN = (
 )  # fmt: skip
 
 
-# the paper pipeline's options: given only when the user set them (the guided method refuses them)
-PAPER_OPTIONS = ("balance", "oxidation", "threshold", "neutral_only", "max_iterations", "unique")
+def option_flag(name: str) -> str:
+    """The command-line flag of a generation option: ``max_atoms`` -> ``--max-atoms``."""
+    return "--" + name.replace("_", "-")
+
+
+def option_help(spec: OptionSpec, methods: tuple[str, ...]) -> str:
+    """An option's help as the CLI prints it: the method it belongs to first, when only one takes it."""
+    return spec.help if len(methods) > 1 else f"{methods[0]}: {spec.help}"
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per option of ``discover.options``, each left None when not given (the method's
+    default applies, and another method's option is refused only when the user set it)."""
+    for name, (spec, _default, methods) in option_specs().items():
+        flag, text = option_flag(name), option_help(spec, methods)
+        if spec.kind == "bool":
+            parser.add_argument(flag, action="store_true", default=None, help=text)
+        elif spec.kind == "choice":
+            parser.add_argument(flag, choices=spec.choices, help=text)
+        elif spec.kind == "int":
+            bounds = int_in(int(spec.low), int(spec.high))  # type: ignore[arg-type]
+            parser.add_argument(flag, type=bounds, metavar=spec.metavar, help=text)
+        elif spec.kind == "float":
+            parser.add_argument(flag, type=float, metavar=spec.metavar, help=text)
+        else:
+            parser.add_argument(flag, metavar=spec.metavar, help=text)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -52,26 +67,10 @@ def _generate(args: argparse.Namespace) -> int:
     if args.target is None and args.objective != "stability":
         raise InputError("give a target property value (--target Y), or --objective stability")
     targets = None if args.target is None else (args.target if len(args.target) > 1 else args.target[0])
-    paper_options = {
-        name: getattr(args, name) for name in PAPER_OPTIONS if getattr(args, name) not in (None, False)
-    }
+    options = {name: getattr(args, name) for name in option_specs() if getattr(args, name) is not None}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GenerateWarning)
-        frame = generator.generate(
-            targets,
-            args.n,
-            objective=args.objective,
-            method=args.method,
-            include_known=args.include_known,
-            max_e_hull=args.max_e_hull,
-            elements=args.elements,
-            require=args.require,
-            exclude=args.exclude,
-            max_elements=args.max_elements,
-            seed=args.seed,
-            max_atoms=args.max_atoms,
-            **paper_options,
-        )
+        frame = generator.generate(targets, args.n, method=args.method, **options)
     for warning in caught:
         if issubclass(warning.category, GenerateWarning):
             print(f"stoichgen: warning: {warning.message}", file=sys.stderr)
@@ -186,9 +185,7 @@ one oxidation state per element, cations less electronegative than anions, or me
 target, by known compounds near the target with one element substituted, and by random element sets.
 Rows are unique, not in the training split (unless --include-known), and ranked by
 
-    score = |predicted_property - target| + uncertainty
-            + 0.3 x (share of element pairs no training compound holds)
-            + 0.003 x atoms per formula unit + 0.02 x elements       (lower is better)
+""" + describe_score() + """
 
 where predicted_property and uncertainty are the surrogate ensemble's mean and calibrated spread.
 With --objective stability the first term is the predicted e_above_hull instead (against every known
@@ -207,50 +204,20 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
         "--surrogate", metavar="RUN_DIR", help="surrogate run for --method guided (default: the bundled one)"
     )
     gen.add_argument(
-        "--include-known", action="store_true", help="guided: let training-split formulas through"
-    )
-    gen.add_argument(
         "--formation-energy", action="store_true",
         help="declare that the --model run's property (your CSV) is a formation energy in eV/atom, so that "
         "hull columns, --max-e-hull and --objective stability apply (the bundled set's always is)",
-    )  # fmt: skip
-    gen.add_argument(
-        "--max-e-hull", type=float, metavar="X",
-        help="guided: keep candidates at most X eV/atom above the known hull (formation energies only)",
     )  # fmt: skip
     gen.add_argument(
         "--target", type=float, nargs="+", action="extend", metavar="Y",
         help="target property value(s); repeat or list several (optional with --objective stability)",
     )  # fmt: skip
     gen.add_argument(
-        "--objective", default="target", choices=OBJECTIVES,
-        help="guided: hit the target (default), or 'stability': lowest predicted e_above_hull",
+        "-n", type=int_in(1, MAX_GENERATE_ROWS), default=256,
+        help=f"compositions per target (default 256; at most {MAX_GENERATE_ROWS:,} rows per call over all "
+        "targets)",
     )  # fmt: skip
-    gen.add_argument(
-        "-n", type=int_in(1, MAX_ROWS), default=256,
-        help=f"compositions per target (default 256; at most {MAX_ROWS:,} rows per call over all targets)",
-    )  # fmt: skip
-    gen.add_argument("--balance", choices=BALANCE_METHODS, help="paper: valence balancing (default mh)")
-    gen.add_argument("--elements", metavar="A,B,..", help="only these elements may appear")
-    gen.add_argument("--require", metavar="A,B,..", help="these elements must appear")
-    gen.add_argument("--exclude", metavar="A,B,..", help="these elements must not appear")
-    gen.add_argument(
-        "--max-elements", type=int_in(1, 118), metavar="K", help="at most K elements per composition"
-    )
-    gen.add_argument("--neutral-only", action="store_true", help="paper: redraw rows left not charge neutral")
-    gen.add_argument("--unique", action="store_true", help="paper: keep one row per reduced formula (first)")
-    gen.add_argument("--seed", type=SEED, default=0)
-    gen.add_argument(
-        "--max-iterations", type=int_in(1, MAX_ITERATIONS),
-        help=f"paper: MH iterations (default {GENERATE_MAX_ITERATIONS}; the authors' 10000)",
-    )  # fmt: skip
-    gen.add_argument(
-        "--max-atoms", type=int_in(2, MAX_EXACT_ATOMS), default=DEFAULT_MAX_ATOMS,
-        help=f"largest formula unit: guided search, or --balance exact (default {DEFAULT_MAX_ATOMS}, at most "
-        f"{MAX_EXACT_ATOMS})",
-    )  # fmt: skip
-    gen.add_argument("--oxidation", choices=OXIDATION_TABLES, help="paper: oxidation states (default common)")
-    gen.add_argument("--threshold", type=float, help=f"paper: TH (default {DEFAULT_THRESHOLD})")
+    add_options(gen)
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.set_defaults(handler=_generate)

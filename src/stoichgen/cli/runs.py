@@ -7,8 +7,9 @@ import sys
 
 from stoichgen.cli.common import SEED, int_in
 from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy
-from stoichgen.discover.output import check_output, write_table
+from stoichgen.discover.pipeline import Generator
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
+from stoichgen.io import check_output, write_table
 from stoichgen.options import MAX_STEPS
 from stoichgen.predict import MAX_SAMPLES
 
@@ -57,7 +58,8 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before the (minutes of) work
-    table = evaluate_run(args.run_dir, parse_targets(args.targets), args.n, args.seed, args.judge)
+    table = evaluate_run(args.run_dir, parse_targets(args.targets), args.n, args.seed, args.judge,
+                         generator_for=Generator)  # fmt: skip
     # one column per metric set: the sets have different fields
     shown = table.set_index("metric").T.dropna(how="all")
     print(shown.to_string(float_format=lambda v: f"{v:.3f}", na_rep=""))

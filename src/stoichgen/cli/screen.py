@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stoichgen.chem.enumeration import MAX_ENUMERATION_ATOMS
 from stoichgen.chem.oxidation import OXIDATION_TABLES
 from stoichgen.cli.common import int_in
 from stoichgen.data import read_table
-from stoichgen.discover.guided import OBJECTIVES
 from stoichgen.errors import InputError
+from stoichgen.space.formulas import MAX_ENUMERATION_ATOMS
+from stoichgen.space.score import OBJECTIVES
 
 
 def _screen(args: argparse.Namespace) -> int:

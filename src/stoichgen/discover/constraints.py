@@ -22,7 +22,7 @@ import numpy as np
 from pymatgen.core import Element
 
 from stoichgen.chem.composition import Vocabulary
-from stoichgen.chem.screening import SYMBOL
+from stoichgen.chem.validity import SYMBOL
 from stoichgen.errors import GenerateError
 
 

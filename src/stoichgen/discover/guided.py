@@ -1,5 +1,6 @@
-"""The guided method of ``Generator.generate`` (the default): seeds from the generator, substitution and
-random element sets, a search over valid small formulas (``discover.search``), ranked by the surrogate.
+"""The guided method of ``Generator.generate`` (the default): starting element sets from the generator,
+substitution, the chemical system and random draws, a search over valid small formulas
+(``discover.search``), ranked by the surrogate.
 
 >>> import stoichgen
 >>> df = stoichgen.Generator.default().generate(-2.0, n=4, seed=0)
@@ -11,36 +12,39 @@ from __future__ import annotations
 
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from stoichgen import schema
 from stoichgen.chem.composition import DEFAULT_THRESHOLD, paper_string, threshold_fractions
-from stoichgen.chem.hull import Hull, HullResult
-from stoichgen.chem.screening import SMACT_METALS
-from stoichgen.data import DataSource
-from stoichgen.discover import schema
+from stoichgen.chem.hull import HullResult
+from stoichgen.chem.validity import SMACT_METALS
 from stoichgen.discover.constraints import Constraints
-from stoichgen.discover.reference import Reference
-from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Chemistry, Search, fraction_keys
-from stoichgen.errors import GenerateError, GenerateWarning, check_choice
-from stoichgen.nearest import NearestIndex
-from stoichgen.predict import Sampler, Surrogate
+from stoichgen.discover.options import GuidedOptions
+from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Search
+from stoichgen.errors import GenerateError, GenerateWarning
+from stoichgen.predict import DEFAULT_SURROGATE, Sampler, Surrogate
 from stoichgen.run import CHECKPOINT, bundled_run_dir
+from stoichgen.space.formulas import fraction_keys
+
+if TYPE_CHECKING:  # the generator owns the method; the method only borrows its models and reference
+    from stoichgen.discover.pipeline import Generator
+
+__all__ = ["DEFAULT_SURROGATE", "GuidedMethod", "bundled_surrogate_for", "start_sets"]
 
 HULL_REFILL = 4  # with max_e_hull: candidates drawn per row wanted, before the hull filter
-DEFAULT_SURROGATE = "surrogate-bp"  # the bundled surrogate ensemble of the guided method
-OBJECTIVES = ("target", "stability")  # hit the target, or minimise the predicted e_above_hull
 GENERATOR_SEEDS = 256  # samples drawn from the generator per target for its element sets
 RANDOM_SEEDS = 100  # random element sets per target
 
 
-def seed_sets(
+def start_sets(
     search: Search, sampler: Sampler | None, target: float, seed: int, rng: np.random.Generator
 ) -> dict[tuple[str, ...], str]:
     """Element sets to start from, each labelled with where it came from (first source wins)."""
-    seeds: dict[tuple[str, ...], str] = {}
+    starts: dict[tuple[str, ...], str] = {}
     if sampler is not None and not np.isnan(target):  # the generator needs a target to sample at
         n_b = len(sampler.vocabulary)
         x = sampler.sample(target, GENERATOR_SEEDS, seed)[:, :n_b]
@@ -48,14 +52,14 @@ def seed_sets(
         for row in np.unique(present, axis=0):
             picked = search.admissible([sampler.vocabulary.symbols[i] for i in np.flatnonzero(row)])
             if picked is not None:
-                seeds.setdefault(picked, "generator")
+                starts.setdefault(picked, "generator")
     for picked in search.substitution_sets(target):
-        seeds.setdefault(picked, "substitution")
+        starts.setdefault(picked, "substitution")
     for picked in search.system_sets():
-        seeds.setdefault(picked, "system")
+        starts.setdefault(picked, "system")
     for picked in search.random_sets(rng, RANDOM_SEEDS):
-        seeds.setdefault(picked, "random")
-    return seeds
+        starts.setdefault(picked, "random")
+    return starts
 
 
 def bundled_surrogate_for(sampler: Sampler) -> Surrogate | None:
@@ -68,60 +72,65 @@ def bundled_surrogate_for(sampler: Sampler) -> Surrogate | None:
     return ensemble if same else None
 
 
-def check_objective(objective: str, method: str, has_hull: bool, data: DataSource) -> bool:
-    """Whether the stability objective is asked for; refused unless guided on a formation energy."""
-    check_choice(objective, OBJECTIVES, "objective", error=GenerateError)
-    if objective == "stability" and (method != "guided" or not has_hull):
-        raise GenerateError(
-            "the stability objective needs method 'guided' and a formation-energy property (this "
-            f"generator's comes from {data.describe()})",
-            field="objective",
-        )
-    return objective == "stability"
+class GuidedMethod:
+    """The guided search on a generator's surrogate, chemistry and reference (module docstring)."""
+
+    name = "guided"
+    options_class = GuidedOptions
+
+    def __init__(self, generator: Generator):
+        self.generator = generator
+
+    def check(self, options: GuidedOptions) -> None:
+        """Refuse what this generator cannot do: no surrogate, a hull objective without a formation
+        energy."""
+        generator = self.generator
+        if generator.surrogate is None:
+            raise GenerateError(
+                "the guided method needs a surrogate trained on the generator's data (surrogate=RUN_DIR, "
+                "from train --model surrogate); or use method 'paper'"
+            )
+        needs_hull = "objective" if options.objective == "stability" else "max_e_hull"
+        if (options.objective == "stability" or options.max_e_hull is not None) and generator.hull is None:
+            record = generator.sampler.record
+            raise GenerateError(f"{needs_hull} needs a formation energy (this generator's "
+                                f"{record.property_name!r} comes from {record.data.describe()})",
+                                field=needs_hull)  # fmt: skip
+
+    def generate(self, targets: np.ndarray, n: int, options: GuidedOptions) -> pd.DataFrame:
+        """``n`` ranked candidates per target (columns ``schema.GUIDED_COLUMNS``). With a hull (the
+        property is a formation energy) rows get their place on it; ``max_e_hull`` keeps only rows at or
+        below that e_above_hull, drawing more candidates from the search to refill."""
+        self.check(options)
+        g = self.generator
+        if options.needs_target:
+            g.warn_extrapolation(targets)
+        constraints = Constraints.resolve(g.vocabulary, options.elements, options.require, options.exclude,
+                                          options.max_elements)  # fmt: skip
+        frame = _generate(g.surrogate, g, targets, n, constraints, options)
+        frame.attrs.update({"method": self.name, "targets": targets.tolist(), "n": n,
+                            "seed": options.seed, "constraints": constraints.description,
+                            "max_atoms": options.max_atoms})  # fmt: skip
+        return frame
 
 
-def refuse_paper_options(changed: dict[str, bool], surrogate: Surrogate | None) -> None:
-    """Refuse the paper pipeline's options (``changed``: which were set) and a missing surrogate."""
-    given = [name for name, was_set in changed.items() if was_set]
-    if given:
-        raise GenerateError(
-            f"{', '.join(given)} apply to method 'paper' only (the guided search returns unique, valid "
-            "formulas without balancing)",
-            field=given[0],
-        )
-    if surrogate is None:
-        raise GenerateError(
-            "the guided method needs a surrogate trained on the generator's data (surrogate=RUN_DIR, from "
-            "train --model surrogate); or use method 'paper'"
-        )
-
-
-def generate_guided(
+def _generate(
     surrogate: Surrogate,
-    chemistry: Chemistry,
-    sampler: Sampler | None,
-    reference: Reference,
-    nearest: NearestIndex,
+    g: Generator,
     targets: np.ndarray,
     n: int,
     constraints: Constraints,
-    seed: int,
-    max_atoms: int,
-    include_known: bool,
-    hull: Hull | None = None,
-    max_e_hull: float | None = None,
-    objective: str = "target",
+    options: GuidedOptions,
 ) -> pd.DataFrame:
-    """``n`` ranked candidates per target (columns ``schema.GUIDED_COLUMNS``). With a ``hull`` (the
-    property is a formation energy) rows get their place on it; ``max_e_hull`` keeps only rows at or
-    below that e_above_hull, drawing more candidates from the search to refill."""
+    chemistry, sampler, reference, nearest, hull = g.chemistry, g.sampler, g.reference, g.nearest, g.hull
+    seed, max_atoms, max_e_hull = options.seed, options.max_atoms, options.max_e_hull
     vocabulary = surrogate.vocabulary
     allowed = frozenset(vocabulary.symbols[i] for i in np.flatnonzero(constraints.allowed))
     required = tuple(vocabulary.symbols[i] for i in constraints.required)
     max_elements = constraints.max_elements or DEFAULT_MAX_ELEMENTS
     search = Search(
         surrogate.predict_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
-        include_known, hull if objective == "stability" else None,
+        options.include_known, hull if options.objective == "stability" else None,
     )  # fmt: skip
     placed: dict[Candidate, HullResult] = {}
 
@@ -135,11 +144,11 @@ def generate_guided(
     progress = tqdm(targets, desc="guided search", unit="target", delay=2, disable=not sys.stderr.isatty())
     for t_index, target in enumerate(progress):
         rng = np.random.default_rng([seed, t_index])
-        seeds = seed_sets(search, sampler, float(target), seed, rng)
+        starts = start_sets(search, sampler, float(target), seed, rng)
         if max_e_hull is None:
-            candidates = search.run(float(target), n, seeds)
+            candidates = search.find(float(target), n, starts)
         else:
-            pool = search.run(float(target), HULL_REFILL * n, seeds)
+            pool = search.find(float(target), HULL_REFILL * n, starts)
             candidates = [c for c in pool if place(c).e_above_hull <= max_e_hull][:n]
         if len(candidates) < n:
             hull_limit = "" if max_e_hull is None else f", e_above_hull <= {max_e_hull:g}"

@@ -26,7 +26,8 @@ from scipy import sparse
 
 from stoichgen.data import Dataset
 from stoichgen.errors import GenerateError, GenerateWarning
-from stoichgen.run import RunRecord, atomic_write_bytes
+from stoichgen.io import atomic_write_bytes
+from stoichgen.run import RunRecord
 
 REFERENCE = "reference.npz"
 REFERENCE_VERSION = 1

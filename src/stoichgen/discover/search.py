@@ -1,204 +1,53 @@
 """Guided search: small integer formulas, valid by construction, ranked by a surrogate's mean and spread.
 
-The search space is every reduced formula over at most ``max_elements`` elements with at most
-``max_atoms`` atoms per formula unit that SMACT accepts: exactly neutral for one oxidation state per
-element from SMACT's ICSD-derived table with cations less electronegative than anions, or made of metals
-only (an intermetallic, which SMACT accepts as an alloy). Formulas are enumerated per element set
-(``valid_counts``), never filtered out of random vectors, and checked once more with SMACT's own
+The search space is ``space.candidate_counts`` under the search's ``Rule`` (by default ``space.SMACT``:
+exactly neutral for one oxidation state per element from SMACT's ICSD-derived table with cations less
+electronegative than anions, or made of metals only, an intermetallic that SMACT accepts as an alloy),
+over at most ``max_elements`` elements and ``max_atoms`` atoms per formula unit. Formulas are built
+per element set, never filtered out of random vectors, and checked once more with SMACT's own
 ``smact_validity`` before they are returned.
 
-The search walks over element sets. It starts from three kinds of seed (``source``):
+The search walks over element sets. It starts from four kinds of starting set (``source``):
 - ``generator``: the element sets of a generative model's samples at the target;
 - ``substitution``: training compounds whose property is near the target, one element replaced by a
   likely substitute (pymatgen's offline ion-substitution probabilities);
 - ``system``: every element set of a small chemical system (at most 12 allowed elements);
 - ``random``: 2-4 elements drawn with the training split's element frequencies;
-and then, for a few rounds, moves from the best sets: substitute one element, add one, remove one.
-Every formula of every set visited is scored (lower is better):
-
-    score = |mean - target| + SPREAD_WEIGHT * spread + PAIR_WEIGHT * (share of element pairs that no
-            training compound holds) + ATOM_WEIGHT * atoms per formula unit + ELEMENT_WEIGHT * elements
-
-so a candidate ranks high when the surrogate predicts it on target, is confident about it, and its
-chemistry resembles known compounds. At most ``PER_SET`` formulas of one element set are returned.
+and then, for a few rounds, moves from the best sets (``move``): substitute one element, add one, remove
+one. Every formula of every set visited is ranked by ``space.score`` (lower is better), so a candidate
+ranks high when the surrogate predicts it on target, is confident about it, and its chemistry resembles
+known compounds. At most ``PER_SET`` formulas of one element set are returned.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from pymatgen.core import Element
 
-from stoichgen.chem.balance import count_vectors
 from stoichgen.chem.hull import Hull
-from stoichgen.chem.oxidation import assignments
-from stoichgen.chem.screening import SMACT_METALS, smact_states, smact_valid
+from stoichgen.chem.validity import smact_valid
+from stoichgen.space.formulas import (
+    DEFAULT_MAX_ATOMS,
+    SMACT,
+    Rule,
+    candidate_counts,
+    formula_text,
+    fraction_keys,
+)
+from stoichgen.space.score import Chemistry, first_term, score, substitutes
 
-SPREAD_WEIGHT = 1.0
-PAIR_WEIGHT = 0.3
-ATOM_WEIGHT = 0.003
-ELEMENT_WEIGHT = 0.02  # simpler chemistry first: real compounds average 3.4 elements
+__all__ = ["DEFAULT_MAX_ATOMS", "DEFAULT_MAX_ELEMENTS", "Candidate", "Search", "SetScores"]
+
 PER_SET = 3
 SCORED_PER_SET = 256  # the smallest formula units of a set that are scored (realism, and speed)
-DEFAULT_MAX_ATOMS = 20  # MP's median is 10 atoms per formula unit, its 90th percentile 28
 DEFAULT_MAX_ELEMENTS = 4
 ROUNDS = 3
 BEAM = 16  # element sets moved from per round
 SOURCES = ("generator", "substitution", "system", "random", "move")
-
-
-# --- the search space --------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _electronegativity(symbol: str) -> float | None:
-    import smact
-
-    return smact.Element(symbol).pauling_eneg
-
-
-def _pauling_ok(states: np.ndarray, electronegativity: Sequence[float | None]) -> np.ndarray:
-    """Assignments (C, k) whose cations are all less electronegative than its anions. (C,)."""
-    if any(e is None for e in electronegativity):
-        return np.zeros(len(states), dtype=bool)
-    chi = np.asarray(electronegativity, dtype=float)
-    cation_max = np.where(states > 0, chi, -np.inf).max(axis=1)
-    anion_min = np.where(states < 0, chi, np.inf).min(axis=1)
-    return cation_max < anion_min
-
-
-@functools.cache
-def valid_counts(elements: tuple[str, ...], max_atoms: int) -> np.ndarray:
-    """Every reduced count vector (one count >= 1 per element, at most ``max_atoms`` atoms) that is
-    neutral for one SMACT state per element with a Pauling-ordered assignment, or every one when all
-    elements are metals. Shape (M, k), read-only.
-
-    >>> valid_counts(("Na", "Cl"), 4).tolist()
-    [[1, 1]]
-    >>> len(valid_counts(("Cu", "Zn"), 5))  # an alloy: every reduced ratio
-    9
-    """
-    k = len(elements)
-    counts = count_vectors(k, max_atoms, max_atoms)
-    counts = counts[np.gcd.reduce(counts, axis=1) == 1]
-    if k >= 2 and set(elements) <= SMACT_METALS:
-        out = counts
-    else:
-        states = tuple(smact_states(e) for e in elements)
-        if not all(states):
-            out = counts[:0]
-        else:
-            table = assignments(states).astype(np.int64)  # (C, k)
-            table = table[_pauling_ok(table, [_electronegativity(e) for e in elements])]
-            # charges by a float product (BLAS; exact for these small integers)
-            charge = counts.astype(np.float64) @ table.T.astype(np.float64)  # (M, C)
-            out = counts[:0] if k == 1 or not len(table) else counts[(charge == 0).any(axis=1)]
-    # the smallest formula units first (fewest atoms, then counts): what the search scores of a set
-    out = np.ascontiguousarray(out[np.lexsort((*out.T[::-1], out.sum(axis=1)))])
-    out.flags.writeable = False
-    return out
-
-
-@functools.cache
-def _pauling_x(symbol: str) -> float:
-    x = Element(symbol).X
-    return math.inf if math.isnan(x) else x
-
-
-def formula_text(elements: Sequence[str], counts: Sequence[int]) -> str:
-    """A reduced formula with elements in order of electronegativity (pymatgen's convention).
-
-    >>> formula_text(("O", "Fe"), (3, 2))
-    'Fe2O3'
-    """
-    order = sorted(range(len(elements)), key=lambda i: (_pauling_x(elements[i]), elements[i]))
-    return "".join(f"{elements[i]}{'' if counts[i] == 1 else int(counts[i])}" for i in order)
-
-
-# --- what the search knows about known chemistry ------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Chemistry:
-    """What a search learns from a training split: element frequencies, which element pairs occur
-    together, the known formulas (as fraction keys), and likely substitutes per element."""
-
-    symbols: tuple[str, ...]
-    frequency: np.ndarray  # (V,) share of training compounds holding each element
-    together: np.ndarray  # (V, V) bool: some training compound holds both
-    known: frozenset[bytes]  # fraction keys of the training split's formulas
-    y: np.ndarray  # (N,) training property
-    sets: tuple[tuple[str, ...], ...]  # (N,) element set of each training compound
-
-    @classmethod
-    def from_fractions(cls, symbols: tuple[str, ...], x_b: np.ndarray, y: np.ndarray) -> Chemistry:
-        present = np.asarray(x_b) > 0  # (N, V)
-        together = (present.T.astype(np.int64) @ present.astype(np.int64)) > 0  # (V, V)
-        sets = tuple(tuple(symbols[i] for i in np.flatnonzero(row)) for row in present)
-        known = frozenset(fraction_keys(x_b))
-        return cls(symbols, present.mean(axis=0), together, known, np.asarray(y), sets)
-
-    def index(self, symbol: str) -> int:
-        return self.symbols.index(symbol)
-
-    def unseen_pairs(self, elements: Sequence[str]) -> float:
-        """The share of the set's element pairs that no training compound holds (0 for one element)."""
-        idx = [self.index(s) for s in elements]
-        pairs = [(a, b) for i, a in enumerate(idx) for b in idx[i + 1 :]]
-        return sum(not self.together[a, b] for a, b in pairs) / max(1, len(pairs))
-
-
-def score(
-    first: np.ndarray,
-    spread: np.ndarray,
-    unseen_pairs: float | np.ndarray,
-    atoms: np.ndarray,
-    n_elements: int,
-) -> np.ndarray:
-    """What the guided search (and the screen) ranks by, lower is better: ``first`` (the distance to the
-    target, or the predicted e_above_hull) plus the uncertainty and the realism terms (module docstring)."""
-    return (
-        first
-        + SPREAD_WEIGHT * spread
-        + PAIR_WEIGHT * unseen_pairs
-        + ATOM_WEIGHT * atoms
-        + ELEMENT_WEIGHT * n_elements
-    )
-
-
-def fraction_keys(x_b: np.ndarray) -> list[bytes]:
-    """A hashable key per row of fractions (N, V): equal keys are equal reduced formulas."""
-    rounded = np.round(np.asarray(x_b, dtype=float), 9)
-    return [row.tobytes() for row in rounded]
-
-
-@functools.cache
-def substitutes(symbol: str, how_many: int = 4) -> tuple[str, ...]:
-    """The elements most likely to replace ``symbol`` in a known compound, by pymatgen's ion-substitution
-    probabilities (Hautier et al. 2011; offline table shipped with pymatgen), best first: for each other
-    element, the largest probability over pairs of their species with the same oxidation state."""
-    probability, species = _substitution_probability()
-    scores: dict[str, float] = {}
-    for a in species:
-        if a.symbol != symbol:
-            continue
-        for b in species:
-            if b.symbol != symbol and b.oxi_state == a.oxi_state:
-                scores[b.symbol] = max(scores.get(b.symbol, 0.0), probability.cond_prob(a, b))
-    return tuple(sorted(scores, key=lambda other: (-scores[other], other))[:how_many])
-
-
-@functools.cache
-def _substitution_probability():
-    from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
-
-    probability = SubstitutionProbability()
-    return probability, sorted(probability.species, key=str)  # a set: its order changes with the hash seed
 
 
 # --- the search ------------------------------------------------------------------------------------
@@ -248,6 +97,7 @@ class Search:
         max_atoms: int = DEFAULT_MAX_ATOMS,
         include_known: bool = False,
         hull: Hull | None = None,
+        rule: Rule = SMACT,
     ) -> None:
         self.predict = predict
         self.chemistry = chemistry
@@ -257,6 +107,7 @@ class Search:
         self.max_atoms = max_atoms
         self.include_known = include_known
         self.hull = hull  # given: the stability objective (minimise predicted e_above_hull)
+        self.rule = rule
         self.scored: dict[tuple[str, ...], SetScores] = {}
 
     # -- element sets --------------------------------------------------------------------------------------
@@ -331,7 +182,7 @@ class Search:
         todo = [s for s in dict.fromkeys(sets) if s not in self.scored]
         blocks, owners = [], []
         for elements in todo:
-            counts = valid_counts(elements, self.max_atoms)[:SCORED_PER_SET]
+            counts = candidate_counts(elements, self.max_atoms, self.rule)[:SCORED_PER_SET]
             if not len(counts):
                 empty = np.zeros(0)
                 self.scored[elements] = SetScores(counts, empty, empty, empty.astype(bool), 0.0, empty)
@@ -364,7 +215,7 @@ class Search:
             start += len(counts)
 
     def _objective(self, scores: SetScores, target: float) -> np.ndarray:
-        first = scores.e_hull if scores.e_hull is not None else np.abs(scores.mean - target)
+        first = first_term(scores.mean, target, scores.e_hull)
         return score(
             first, scores.spread, scores.pair_penalty, scores.counts.sum(axis=1), scores.counts.shape[1]
         )
@@ -376,9 +227,10 @@ class Search:
 
     # -- the walk ------------------------------------------------------------------------------------------
 
-    def run(self, target: float, n: int, seeds: dict[tuple[str, ...], str]) -> list[Candidate]:
-        """The ``n`` best candidates at ``target`` (fewer if the space holds fewer), best first."""
-        origin = dict(seeds)
+    def find(self, target: float, n: int, starts: dict[tuple[str, ...], str]) -> list[Candidate]:
+        """The ``n`` best candidates at ``target`` (fewer if the space holds fewer), best first, walking
+        from the starting sets (each labelled with its source)."""
+        origin = dict(starts)
         self.score_sets(list(origin))
         frontier = list(origin)
         for _ in range(ROUNDS):

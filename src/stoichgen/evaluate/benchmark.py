@@ -20,11 +20,12 @@ from pymatgen.core import Composition, Element
 
 from stoichgen.chem.composition import Vocabulary, formula_fractions
 from stoichgen.chem.oxidation import charge_neutral, oxidation_states
-from stoichgen.chem.screening import screen_formulas
+from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.data import Split
-from stoichgen.discover.pipeline import Generator
-from stoichgen.discover.search import fraction_keys, substitutes
 from stoichgen.evaluate.judge import Judge
+from stoichgen.evaluate.metrics import Generates
+from stoichgen.space.formulas import fraction_keys
+from stoichgen.space.score import substitutes
 
 TABLE5_TARGETS = (-4.49, -3.76, -3.45, -3.01, -2.50, -2.03, -1.52, -1.07, -0.48, -0.01)
 SCREEN_POOL = 100_000
@@ -120,7 +121,7 @@ def substitute_candidates(split: Split, known: Known, target: float, n_compounds
     return list(out.values())
 
 
-def rank_by_surrogate(generator: Generator, formulas: Sequence[str], target: float, n: int) -> list[str]:
+def rank_by_surrogate(generator: Generates, formulas: Sequence[str], target: float, n: int) -> list[str]:
     if not formulas:
         return []
     mean, _ = generator.surrogate.predict_fractions_with_spread(
@@ -153,7 +154,7 @@ def measure(rows: pd.DataFrame, judge: Judge, known: Known, vocabulary: Vocabula
     first = ~pd.Series(keys).groupby(rows["target"].to_numpy()).transform(lambda s: s.duplicated()).to_numpy()
     novel = np.array([k not in known.train and k not in known.test for k in keys])
     rediscovered = np.array([k in known.test and k not in known.train for k in keys])
-    valid = np.array(screen_formulas(formulas))
+    valid = np.array(smact_valid_guarded(formulas))
     neutral_metal = [_neutral_or_metal(f) for f in formulas]
     comps = [Composition(f) for f in formulas]
     atoms = np.array([c.get_reduced_composition_and_factor()[0].num_atoms for c in comps])
@@ -178,7 +179,7 @@ def measure(rows: pd.DataFrame, judge: Judge, known: Known, vocabulary: Vocabula
 
 
 def run_methods(
-    generator: Generator,
+    generator: Generates,
     split: Split,
     targets: Sequence[float],
     n: int = 256,

@@ -23,16 +23,30 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from stoichgen.chem.composition import DEFAULT_THRESHOLD, Vocabulary, formula_fractions, threshold_fractions
 from stoichgen.data import Dataset
-from stoichgen.discover.pipeline import Generator
 from stoichgen.errors import EvaluateError, check_int, check_targets
 from stoichgen.nearest import NearestIndex
 from stoichgen.predict import MAX_SAMPLES, Predictor, Sampler, Surrogate
+
+
+class Generates(Protocol):
+    """What evaluation needs of a generator (``stoichgen.Generator`` is one): its vocabulary, its surrogate
+    and ``generate``. Evaluation is handed one, so that it never imports the discovery room."""
+
+    @property
+    def vocabulary(self) -> Vocabulary: ...
+
+    surrogate: Surrogate | None
+
+    def generate(
+        self, target: Any, n: int = 256, *, method: str = "guided", **options: Any
+    ) -> pd.DataFrame: ...
 
 
 def check_request(targets: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
@@ -192,7 +206,7 @@ class SampleQuality:
 
 
 def sample_quality(
-    generator: Generator,
+    generator: Generates,
     targets: Sequence[float] | np.ndarray,
     n: int = 256,
     seed: int = 0,
@@ -233,7 +247,7 @@ def sample_quality(
 
 
 def valence_metrics(
-    generator: Generator,
+    generator: Generates,
     nearest: NearestIndex,
     targets: Sequence[float] | np.ndarray,
     n: int = 256,

@@ -6,15 +6,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stoichgen.discover.pipeline import Generator
 from stoichgen.errors import EvaluateError, check_int, check_targets
 from stoichgen.evaluate.metrics import (
+    Generates,
     calibration,
     check_request,
     property_metrics,
@@ -67,6 +67,7 @@ def evaluate_run(
     seed: int = 0,
     judge: Path | str | None = None,
     quality_targets: int = 50,
+    generator_for: Callable[[Sampler, Path], Generates] | None = None,
 ) -> pd.DataFrame:
     """Table 2 (generative runs; both spaces for x^bp) and Table 4 (runs with a property head) for one run,
     on the data and split it was trained on. ``targets="test"``: every test-split property (the paper's
@@ -75,6 +76,8 @@ def evaluate_run(
     Beside Table 2, generative runs also get ``sample_quality`` (uniqueness, novelty, SMACT, neutrality,
     and, given a ``judge`` run (a DNN on the same split), the independent property error) over at most
     ``quality_targets`` of the targets (a seeded random subset: it decodes every row with pymatgen).
+    That row needs the generation pipeline: ``generator_for(sampler, run_dir)`` (pass
+    ``stoichgen.Generator``, as ``stoichgen evaluate`` does); without it the row is left out.
     """
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -101,11 +104,12 @@ def evaluate_run(
                 "distance_e3": m.distance_per_dim_e3, "targets": len(values), "samples": m.n_samples,
                 "empty": m.n_empty, "seconds": time.perf_counter() - started,
             })  # fmt: skip
+    if record.kind.samples and generator_for is not None:
         started = time.perf_counter()
         subset = values
         if len(values) > quality_targets:
             subset = values[np.random.default_rng(seed).choice(len(values), quality_targets, replace=False)]
-        quality, _ = sample_quality(Generator(sampler, run_dir), subset, n, seed, predictor)
+        quality, _ = sample_quality(generator_for(sampler, run_dir), subset, n, seed, predictor)
         rows.append({
             "metric": "beyond the paper (generate --balance none)", "targets": len(subset),
             "samples": quality.n_samples, "uniqueness": quality.uniqueness, "novelty": quality.novelty,

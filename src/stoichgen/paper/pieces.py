@@ -23,6 +23,7 @@ from stoichgen.chem.composition import formula_fractions, paper_string
 from stoichgen.data import Dataset, Split, load_mp_formation_energy, split_dataset
 from stoichgen.discover.pipeline import Generator
 from stoichgen.evaluate.metrics import property_metrics, sample_quality, target_metrics, valence_metrics
+from stoichgen.io import atomic_write_text
 from stoichgen.nearest import NearestIndex
 from stoichgen.paper.plan import (
     EXTRAPOLATION_Y_MAX,
@@ -33,7 +34,6 @@ from stoichgen.paper.plan import (
     RunSpec,
 )
 from stoichgen.predict import Predictor, Sampler
-from stoichgen.run import atomic_write_text
 
 TABLE1_TARGET = -2.03
 TABLE3_TARGETS = (-3.25, -2.03, -1.27, -1.05, -0.10)

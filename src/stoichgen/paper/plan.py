@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from stoichgen.errors import ReproduceError, StoichgenError
+from stoichgen.io import atomic_write_text
 from stoichgen.options import make_options, stored_options
-from stoichgen.run import CHECKPOINT, RunRecord, atomic_write_text
+from stoichgen.run import CHECKPOINT, RunRecord
 from stoichgen.screen.run import ray_session
 from stoichgen.train import train
 

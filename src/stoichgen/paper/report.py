@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from stoichgen.data import PAPER_N_TEST, load_mp_formation_energy
+from stoichgen.io import atomic_write_text
 from stoichgen.models import MODEL_KINDS, CondGANConfig
 from stoichgen.options import PAPER_GENERATOR_STEPS, TrainOptions, make_options
 from stoichgen.paper.pieces import TABLE1_TARGET, Store, evaluate_all, pieces
 from stoichgen.paper.plan import EXTRAPOLATION_Y_MAX, SPLIT_MODELS, TABLE5_TARGETS, Plan, run_specs, train_all
-from stoichgen.run import CHECKPOINT, RunRecord, atomic_write_text
+from stoichgen.run import CHECKPOINT, RunRecord
 
 
 def label(model: str, representation: str) -> str:

@@ -2,7 +2,7 @@
 
 Every reduced formula over subsets of the given elements (between ``min_elements`` and ``max_elements``
 of them, each count >= 1, at most ``max_atoms`` atoms) that is exactly neutral for one oxidation state
-per element (``chem.enumeration``: built, not filtered), or a user's own list of formulas. Chunks are
+per element (``space.candidate_counts``: built, not filtered), or a user's own list of formulas. Chunks are
 whole element sets packed up to ``chunk_rows`` rows (a larger set cut into slices), or ``chunk_rows``
 rows of the list; their order is the output's order.
 
@@ -21,10 +21,10 @@ from itertools import combinations
 
 from pymatgen.core import Element
 
-from stoichgen.chem.enumeration import MAX_ENUMERATION_ATOMS, neutral_counts
 from stoichgen.chem.oxidation import OXIDATION_TABLES
-from stoichgen.discover.guided import OBJECTIVES
 from stoichgen.errors import StoichgenError, check_choice, check_int, check_number
+from stoichgen.space.formulas import MAX_ENUMERATION_ATOMS, Rule, candidate_counts
+from stoichgen.space.score import OBJECTIVES
 
 __all__ = ["CHUNK_ROWS", "Chunk", "Piece", "ScreenError", "ScreenSpec", "describe_space", "plan", "subsets"]
 
@@ -82,7 +82,7 @@ class ScreenSpec:
 
 @dataclass(frozen=True)
 class Piece:
-    """Rows ``start:stop`` of one element set's neutral formulas (``neutral_counts`` order)."""
+    """Rows ``start:stop`` of one element set's neutral formulas (``space.candidate_counts`` order)."""
 
     elements: tuple[str, ...]
     start: int
@@ -120,7 +120,7 @@ def plan(spec: ScreenSpec) -> list[Chunk]:
     pieces: list[Piece] = []
     size = 0
     for elements in subsets(spec):
-        total = len(neutral_counts(elements, spec.max_atoms, spec.oxidation))
+        total = len(candidate_counts(elements, spec.max_atoms, Rule(spec.oxidation)))
         start = 0
         while start < total:
             stop = min(total, start + spec.chunk_rows - size)

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from stoichgen.discover.output import check_output
 from stoichgen.errors import StoichgenError
+from stoichgen.io import atomic_path, check_output
 from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec, describe_space, plan
 from stoichgen.screen.scoring import Scorer, check_spec, top_rows
 
@@ -135,9 +135,8 @@ def _part(parts: Path, chunk: Chunk) -> Path:
 
 
 def _write_part(frame: pd.DataFrame, path: Path) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary)
 
 
 def _parts_dir(out: Path, spec: ScreenSpec, n_chunks: int) -> Path:
@@ -161,27 +160,26 @@ def _parts_dir(out: Path, spec: ScreenSpec, n_chunks: int) -> Path:
 def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None) -> int:
     """The parts in chunk order into ``out`` (or the best ``top`` rows), written atomically, in bounded
     memory: one part at a time (with ``top``: at most twice ``top`` rows)."""
-    temporary = out.with_name(f".{out.name}.tmp")
-    names = [_part(parts, c) for c in chunks]
-    rows = 0
-    if top is None:
-        writer = None
-        for name in names:
-            table = pq.read_table(name)
-            writer = writer or pq.ParquetWriter(temporary, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-        if writer is not None:
-            writer.close()
-    else:
-        best = None
-        for name in names:
-            part = pq.read_table(name).to_pandas()
-            best = part if best is None else top_rows(pd.concat([best, part], ignore_index=True), top)
-        best = top_rows(best, top).reset_index(drop=True)
-        pq.write_table(pa.Table.from_pandas(best, preserve_index=False), temporary)
-        rows = len(best)
-    os.replace(temporary, out)
+    with atomic_path(out) as temporary:
+        names = [_part(parts, c) for c in chunks]
+        rows = 0
+        if top is None:
+            writer = None
+            for name in names:
+                table = pq.read_table(name)
+                writer = writer or pq.ParquetWriter(temporary, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+            if writer is not None:
+                writer.close()
+        else:
+            best = None
+            for name in names:
+                part = pq.read_table(name).to_pandas()
+                best = part if best is None else top_rows(pd.concat([best, part], ignore_index=True), top)
+            best = top_rows(best, top).reset_index(drop=True)
+            pq.write_table(pa.Table.from_pandas(best, preserve_index=False), temporary)
+            rows = len(best)
     return rows
 
 

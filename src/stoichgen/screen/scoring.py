@@ -1,7 +1,7 @@
 """Scoring a chunk of a screen, as the guided search scores its candidates: ``Scorer``.
 
-The surrogate's mean and spread, SMACT validity (for enumerated formulas by membership in
-``discover.search.valid_counts``, the same rule as SMACT's ``smact_validity``, tested against it),
+The surrogate's mean and spread, SMACT validity (for enumerated formulas by ``space.rule_accepts`` under
+``space.SMACT``, the same rule as SMACT's ``smact_validity``, tested against it),
 known (in the surrogate's data set) or new, the nearest known compound (``NearestIndex.query_within``),
 ``e_above_hull`` against the known hull, and the guided search's score. One thread per chunk, so the
 numbers do not depend on the backend or on the worker's cores.
@@ -24,60 +24,19 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from stoichgen.chem.composition import parse_formula
-from stoichgen.chem.enumeration import neutral_counts
 from stoichgen.chem.oxidation import charge_neutral
-from stoichgen.chem.screening import screen_formulas
-from stoichgen.discover.guided import DEFAULT_SURROGATE
-from stoichgen.discover.schema import Column
-from stoichgen.discover.search import Chemistry, formula_text, fraction_keys, score, valid_counts
-from stoichgen.discover.stability import hull_of
+from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.errors import FormulaError
 from stoichgen.nearest import NearestIndex
-from stoichgen.predict import Surrogate
+from stoichgen.predict import DEFAULT_SURROGATE, Surrogate
 from stoichgen.run import bundled_run_dir
+from stoichgen.schema import ERROR_COLUMN, SCREEN_COLUMNS, Column
 from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec
+from stoichgen.space.formulas import SMACT, Rule, candidate_counts, formula_text, fraction_keys, rule_accepts
+from stoichgen.space.score import Chemistry, first_term, hull_of, score
 
 __all__ = ["ERROR_COLUMN", "SCREEN_COLUMNS", "Scorer", "check_spec", "top_rows"]
 
-SCREEN_COLUMNS: tuple[Column, ...] = (
-    Column("formula", object, "reduced formula (elements in order of electronegativity)"),
-    Column("system", object, "its chemical system, `Fe-Li-O`"),
-    Column("n_elements", np.int64, "number of elements"),
-    Column("n_atoms", float, "atoms per reduced formula unit"),
-    Column("predicted_property", float, "the surrogate ensemble's mean"),
-    Column("uncertainty", float, "its calibrated spread"),
-    Column(
-        "e_above_hull",
-        float,
-        "eV/atom above the hull of the known compounds at the predicted energy "
-        "(NaN unless the surrogate's property is the bundled set's formation energy)",
-    ),  # fmt: skip
-    Column(
-        "score",
-        float,
-        "the guided search's score, lower is better (NaN with neither a target nor the "
-        "stability objective; inf for the stability objective where the hull knows no compound of a "
-        "pair of the elements)",
-    ),  # fmt: skip
-    Column("charge_neutral", bool, "neutral for one oxidation state per element of the chosen table"),
-    Column(
-        "smact_valid",
-        bool,
-        "SMACT's validity (neutral for SMACT's states with cations less "
-        "electronegative than anions, or metals only)",
-    ),  # fmt: skip
-    Column("known", bool, "the reduced formula is in the surrogate's data set"),
-    Column("nearest_formula", object, "the nearest compound of that data set (normalised x^b)"),
-    Column("nearest_property", float, "its property"),
-    Column("nearest_distance", float, "its distance"),
-)
-ERROR_COLUMN = Column("error", object, "why a row of --candidates could not be scored (empty otherwise)")
-
-
-def _member(counts: np.ndarray, table: np.ndarray, base: int) -> np.ndarray:
-    """Rows of ``counts`` (M, k) that are rows of ``table`` (T, k); integer entries below ``base``."""
-    weights = base ** np.arange(counts.shape[1], dtype=np.int64)
-    return np.isin(counts @ weights, table @ weights)
 
 
 @functools.cache
@@ -135,9 +94,9 @@ class Scorer:
                 return self._score_candidates(spec, spec.candidates[chunk.start : chunk.stop])
             parts = []
             for piece in chunk.pieces:
-                every = neutral_counts(piece.elements, spec.max_atoms, spec.oxidation)
+                every = candidate_counts(piece.elements, spec.max_atoms, Rule(spec.oxidation))
                 counts = every[piece.start : piece.stop]  # (M, k)
-                smact = _member(counts, valid_counts(piece.elements, spec.max_atoms), spec.max_atoms + 1)
+                smact = rule_accepts(piece.elements, counts, SMACT)
                 parts.append(self._score_set(spec, piece.elements, counts.astype(float), smact, None))
             return _concat(parts, SCREEN_COLUMNS)
 
@@ -153,10 +112,10 @@ class Scorer:
         e_hull = np.full(len(x), np.nan)
         if self.hull is not None:
             e_hull = self.hull.e_above_hull_many(elements, fractions, mean)
+        hull_term = None
         if spec.objective == "stability":
-            first = e_hull if self.hull.pairs_covered(frozenset(elements)) else np.full(len(x), np.inf)
-        else:
-            first = np.abs(mean - spec.target) if spec.target is not None else np.full(len(x), np.nan)
+            hull_term = e_hull if self.hull.pairs_covered(frozenset(elements)) else np.full(len(x), np.inf)
+        first = first_term(mean, spec.target, hull_term)
         distance, nearest = self.nearest.query_within(cols, fractions)
         neutral = np.ones(len(x), dtype=bool)
         if formulas is None:
@@ -203,7 +162,7 @@ class Scorer:
             rows = [row for row, _ in members]
             texts = [str(formulas[row]) for row in rows]
             counts = np.vstack([c for _, c in members]).astype(float)
-            parts.append(self._score_set(spec, elements, counts, np.array(screen_formulas(texts)), texts))
+            parts.append(self._score_set(spec, elements, counts, np.array(smact_valid_guarded(texts)), texts))
             order += rows
         bad = [row for row, reason in enumerate(errors) if reason]
         if bad:

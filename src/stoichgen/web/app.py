@@ -37,65 +37,68 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pymatgen.core import Element
 from starlette.exceptions import HTTPException
 
-from stoichgen.chem.balance import BALANCE_METHODS, DEFAULT_MAX_ATOMS, MAX_EXACT_ATOMS
-from stoichgen.chem.composition import DEFAULT_THRESHOLD
-from stoichgen.chem.oxidation import OXIDATION_TABLES
-from stoichgen.discover.guided import OBJECTIVES
-from stoichgen.discover.pipeline import (
-    DEFAULT_MAX_ROUNDS,
-    DEFAULT_MODEL,
-    GENERATE_MAX_ITERATIONS,
-    METHODS,
-    Generator,
-)
-from stoichgen.discover.stability import hull_figure
-from stoichgen.errors import SEED_MAX, StoichgenError, StoichgenWarning
+from stoichgen.discover.hull_table import hull_figure
+from stoichgen.discover.options import OptionSpec, option_specs
+from stoichgen.discover.pipeline import DEFAULT_MODEL, METHODS, Generator
+from stoichgen.errors import StoichgenError, StoichgenWarning
 from stoichgen.run import CHECKPOINT, RunRecord, bundled_run_dir
+from stoichgen.space.score import OBJECTIVES
 
-__all__ = ["MAX_BODY_BYTES", "MAX_ROWS", "MAX_TARGETS", "QUEUE_LIMIT", "TIME_LIMIT_S", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_REQUEST_ROWS", "MAX_TARGETS", "QUEUE_LIMIT", "TIME_LIMIT_S", "create_app"]
 
-MAX_ROWS = 1_000  # candidates per request, all targets together: an answer in seconds, a table one can read
+# candidates per request, all targets together: an answer in seconds, a table one can read
+MAX_REQUEST_ROWS = 1_000
 MAX_TARGETS = 10
 MAX_BODY_BYTES = 16 * 1024  # a request is a few hundred bytes; anything near this is not the page's
 QUEUE_LIMIT = 32  # requests waiting for the worker; more are told to come back (503)
 TIME_LIMIT_S = 120.0  # per request, queue included
-MAX_ITERATIONS = 10_000  # the paper method's MH iterations (the authors' value)
-MAX_ROUNDS = 20
+# where the page allows less than the Python API: the paper method's MH iterations (the authors' value)
+# and redraw rounds, so that one request stays seconds of work
+WEB_LIMITS = {"max_iterations": 10_000, "max_rounds": 20}
 STATIC = Path(str(resources.files("stoichgen") / "web" / "static"))
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 Symbols = str | list[str] | None  # "Li,O" or ["Li", "O"], as in the Python API
 
 
-class GenerateRequest(BaseModel):
-    """The body of ``POST /api/generate``: ``Generator.generate``'s arguments and the model's name."""
+def _request_field(spec: OptionSpec, default: Any, high: float | None) -> tuple[Any, Any]:
+    """A generation option as a pydantic field: its type, bounds and choices from ``discover.options``."""
+    if spec.kind == "symbols":
+        return Symbols, Field(default, description=spec.help)
+    if spec.kind == "bool":
+        return bool, Field(default, description=spec.help)
+    if spec.kind == "choice":
+        return Literal[spec.choices], Field(default, description=spec.help)  # type: ignore[valid-type]
+    if spec.kind == "int":
+        kind = int if default is not None else int | None
+        return kind, Field(default, ge=spec.low, le=high, description=spec.help)
+    kind = float if default is not None else float | None
+    if spec.open_interval:
+        return kind, Field(default, gt=spec.low, lt=high, description=spec.help)
+    return kind, Field(default, description=spec.help)
 
+
+class _RequestBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = DEFAULT_MODEL
     target: float | list[float] | None = Field(None, description="one value or a list of them")
-    n: int = Field(64, ge=1, le=MAX_ROWS)
+    n: int = Field(64, ge=1, le=MAX_REQUEST_ROWS)
     method: Literal[METHODS] = "guided"  # type: ignore[valid-type]
-    objective: Literal[OBJECTIVES] = "target"  # type: ignore[valid-type]
-    elements: Symbols = None
-    require: Symbols = None
-    exclude: Symbols = None
-    max_elements: int | None = Field(None, ge=1, le=118)
-    max_atoms: int = Field(DEFAULT_MAX_ATOMS, ge=2, le=MAX_EXACT_ATOMS)
-    include_known: bool = False
-    max_e_hull: float | None = None
-    seed: int = Field(0, ge=0, le=SEED_MAX)
-    balance: Literal[BALANCE_METHODS] = "mh"  # type: ignore[valid-type]
-    oxidation: Literal[OXIDATION_TABLES] = "common"  # type: ignore[valid-type]
-    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, lt=1)
-    neutral_only: bool = False
-    unique: bool = False
-    max_rounds: int = Field(DEFAULT_MAX_ROUNDS, ge=0, le=MAX_ROUNDS)
-    max_iterations: int = Field(GENERATE_MAX_ITERATIONS, ge=1, le=MAX_ITERATIONS)
+
+
+# The body of ``POST /api/generate``: the model's name, the target(s), n, the method, and every option
+# of every method (``discover.options``, declared once), with the page's tighter limits where it has any.
+GenerateRequest = create_model(
+    "GenerateRequest",
+    __base__=_RequestBase,
+    **{name: _request_field(spec, default, WEB_LIMITS.get(name, spec.high))
+       for name, (spec, default, _methods) in option_specs().items()},  # fmt: skip
+)
 
 
 class RequestError(Exception):
@@ -235,7 +238,7 @@ class Service:
             self.generator(name)
         return {
             "models": [_describe(offered) for offered in self.offered.values()],
-            "limits": {"n": MAX_ROWS, "targets": MAX_TARGETS, "time_s": self.time_limit_s},
+            "limits": {"n": MAX_REQUEST_ROWS, "targets": MAX_TARGETS, "time_s": self.time_limit_s},
             "elements": periodic_table(),
         }
 
@@ -248,10 +251,11 @@ class Service:
         n_targets = len(targets) if isinstance(targets, list) else 1
         if isinstance(targets, list) and not 1 <= n_targets <= MAX_TARGETS:
             raise RequestError(422, f"give 1 to {MAX_TARGETS} targets, got {n_targets}", "target")
-        if n_targets * request.n > MAX_ROWS:
+        if n_targets * request.n > MAX_REQUEST_ROWS:
             raise RequestError(
                 422,
-                f"{n_targets} targets x n={request.n} is more than {MAX_ROWS:,} candidates per request",
+                f"{n_targets} targets x n={request.n} is more than {MAX_REQUEST_ROWS:,} candidates per "
+                "request",
                 "n",
             )
         arguments = request.model_dump(exclude={"model", "target"})

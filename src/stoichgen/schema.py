@@ -1,8 +1,9 @@
-"""The columns of ``Generator.generate``'s output, written once: name, dtype and meaning.
+"""The columns of every table stoichgen writes, written once: name, dtype and meaning.
 
 ``GUIDED_COLUMNS`` for the guided search (the default method), ``PAPER_COLUMNS`` for the paper's
-pipeline. The Generator builds its frames from them (order and dtypes), an empty result has the same
-columns, and the README's tables are ``markdown_table(...)`` (a test keeps them equal).
+pipeline, ``SCREEN_COLUMNS`` for ``stoichgen screen``. Frames are built from them (order and dtypes), an
+empty result has the same columns, and the README's tables are ``markdown_table(...)`` (a test keeps
+them equal).
 
 >>> [c.name for c in PAPER_COLUMNS][:5]
 ['target', 'draw', 'raw_composition', 'composition', 'formula']
@@ -89,6 +90,41 @@ PAPER_COLUMNS: tuple[Column, ...] = (
     Column("novel", bool, "`formula` is not a reduced formula of the training split"),
 )  # fmt: skip
 NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_COLUMNS)
+
+
+SCREEN_COLUMNS: tuple[Column, ...] = (
+    Column("formula", object, "reduced formula (elements in order of electronegativity)"),
+    Column("system", object, "its chemical system, `Fe-Li-O`"),
+    Column("n_elements", np.int64, "number of elements"),
+    Column("n_atoms", float, "atoms per reduced formula unit"),
+    Column("predicted_property", float, "the surrogate ensemble's mean"),
+    Column("uncertainty", float, "its calibrated spread"),
+    Column(
+        "e_above_hull",
+        float,
+        "eV/atom above the hull of the known compounds at the predicted energy "
+        "(NaN unless the surrogate's property is the bundled set's formation energy)",
+    ),  # fmt: skip
+    Column(
+        "score",
+        float,
+        "the guided search's score, lower is better (NaN with neither a target nor the "
+        "stability objective; inf for the stability objective where the hull knows no compound of a "
+        "pair of the elements)",
+    ),  # fmt: skip
+    Column("charge_neutral", bool, "neutral for one oxidation state per element of the chosen table"),
+    Column(
+        "smact_valid",
+        bool,
+        "SMACT's validity (neutral for SMACT's states with cations less "
+        "electronegative than anions, or metals only)",
+    ),  # fmt: skip
+    Column("known", bool, "the reduced formula is in the surrogate's data set"),
+    Column("nearest_formula", object, "the nearest compound of that data set (normalised x^b)"),
+    Column("nearest_property", float, "its property"),
+    Column("nearest_distance", float, "its distance"),
+)
+ERROR_COLUMN = Column("error", object, "why a row of --candidates could not be scored (empty otherwise)")
 
 
 def empty_frame(columns: tuple[Column, ...] = PAPER_COLUMNS) -> pd.DataFrame:

@@ -1,0 +1,105 @@
+"""Files the user keeps: atomic writes and the output tables (CSV, JSON, Parquet), checked before any work.
+
+No torch, no models: the screen, the web page, the checkpoints and the CLI all write through here.
+
+>>> check_output("candidates.xlsx")
+Traceback (most recent call last):
+...
+stoichgen.errors.GenerateError: output 'candidates.xlsx': unknown format '.xlsx'; use .csv, .parquet or .json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stoichgen.errors import GenerateError, StoichgenError
+
+__all__ = ["OUTPUT_FORMATS", "atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output",
+           "write_table"]  # fmt: skip
+
+OUTPUT_FORMATS = (".csv", ".parquet", ".json")
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends
+    without an error, removed otherwise: a reader (or a power cut) sees the old file or the new one,
+    never half of one. Two writers never share a temporary name.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     target = Path(folder) / "a.txt"
+    ...     with atomic_path(target) as tmp:
+    ...         _ = tmp.write_text("done")
+    ...     sorted(p.name for p in Path(folder).iterdir()), target.read_text()
+    (['a.txt'], 'done')
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path | str, write: Callable[[Any], None]) -> None:
+    """Write a file through ``write(handle)`` (a binary handle), atomically (``atomic_path``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Write ``text`` (UTF-8) atomically."""
+    atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
+
+
+def check_output(path: Path | str, force: bool = False, error: type[StoichgenError] = GenerateError) -> Path:
+    """Refuse an output path before any work (``error``, by default ``GenerateError``): unknown suffix,
+    a directory, an existing file (without force), no parent, Parquet without pyarrow."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise error(
+            f"output {str(path)!r}: unknown format {suffix or '(no suffix)'!r}; use .csv, .parquet or .json"
+        )
+    if path.is_dir():
+        raise error(f"output {str(path)!r} is a directory")
+    if path.exists() and not force:
+        raise error(f"output {str(path)!r} exists; overwrite it with force=True")
+    if not path.parent.is_dir():
+        raise error(f"output {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise error(
+            f"output {str(path)!r}: writing Parquet needs pyarrow, which is not installed; "
+            "run `pip install pyarrow` or write .csv or .json"
+        )
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: Path | str, force: bool = False) -> Path:
+    """Write rows as CSV, JSON (a list of records) or Parquet, atomically."""
+    path = check_output(path, force)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        atomic_write_text(path, frame.to_csv(index=False))
+    elif suffix == ".json":
+        atomic_write_text(path, frame.to_json(orient="records", indent=2) + "\n")
+    else:
+        data = frame.to_parquet(None, index=False)
+        atomic_write_bytes(path, lambda handle: handle.write(data))
+    return path
