@@ -3,6 +3,7 @@
 - ``cli.md``: every command and option, read from the argparse parsers (``stoichgen.cli.build_parser``);
 - ``columns.md``: every output column, read from the one schema (``stoichgen.schema``) and the
   hull's ``HULL_COLUMNS``;
+- the options table of ``Generator.generate`` in ``api/generator.md``, from ``discover.options``;
 - after the build, any page that loads a script, stylesheet, font or image from another host fails the
   build (the site must work without a network; links to other sites are fine).
 
@@ -150,9 +151,29 @@ def columns_markdown() -> str:
     ])  # fmt: skip
 
 
+def options_markdown() -> str:
+    """The options of ``Generator.generate`` per method, from their declarations (``discover.options``)."""
+    import dataclasses
+
+    from stoichgen.discover.options import METHOD_OPTIONS
+
+    lines = []
+    for method, options in METHOD_OPTIONS.items():
+        doc = options.__doc__.strip()
+        lines += [f'**`method="{method}"`**: {doc[0].lower()}{doc[1:]}', ""]
+        lines += ["| option | default | meaning |", "|---|---|---|"]
+        for f in dataclasses.fields(options):
+            spec = f.metadata["spec"]
+            lines.append(f"| `{f.name}` | `{f.default!r}` | {_cell(spec.help)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 # --- MkDocs events -------------------------------------------------------------------------------------
 
 GENERATED = {"cli.md": cli_markdown, "columns.md": columns_markdown}
+# a marker in a hand-written page, replaced by a generated table
+SNIPPETS = {"<!-- generated: generate options -->": options_markdown}
 
 
 def on_files(files, config):  # noqa: ANN001, ANN201 (MkDocs' hook signature)
@@ -161,6 +182,13 @@ def on_files(files, config):  # noqa: ANN001, ANN201 (MkDocs' hook signature)
     for name, build in GENERATED.items():
         files.append(File.generated(config, name, content=build()))
     return files
+
+
+def on_page_markdown(markdown, page, config, files):  # noqa: ANN001, ANN201
+    for marker, build in SNIPPETS.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, build())
+    return markdown
 
 
 # a tag that loads something from another host: <script src=http..>, <link href=http..>, <img src=//..>

@@ -86,6 +86,19 @@ def test_columns_page_has_every_column():
         assert f"`{name}`" in page
 
 
+def test_generate_options_table_is_generated_into_the_generator_page():
+    import dataclasses
+
+    from stoichgen.discover.options import METHOD_OPTIONS
+
+    page = (DOCS / "api" / "generator.md").read_text()
+    assert [m for m in hooks.SNIPPETS if m in page] == list(hooks.SNIPPETS)
+    table = hooks.options_markdown()
+    for options in METHOD_OPTIONS.values():
+        for f in dataclasses.fields(options):
+            assert f"| `{f.name}` |" in table
+
+
 @pytest.mark.parametrize(
     ("html", "external"),
     [
