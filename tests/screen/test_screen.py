@@ -17,7 +17,7 @@ from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.cli import main
 from stoichgen.discover.search import Search
 from stoichgen.screen import Scorer, ScreenError, ScreenSpec, plan, run_screen
-from stoichgen.screen import run as screen_run
+from stoichgen.screen import backends as screen_run
 from stoichgen.space.formulas import formula_text
 
 SPACE = {"elements": ("Li", "Mn", "Fe", "O"), "max_atoms": 12, "target": -2.0}

@@ -1,5 +1,5 @@
 """The discovery benchmark of ``../shared/EVALUATION.md``: methods and baselines at the same targets and
-budget, judged by a model none of them uses (``evaluate.judge``): ``stoichgen benchmark``.
+budget, judged by a model none of them uses (``evaluate.judge``); run by ``benchmarks/bench_discovery.py``.
 
 Methods: ``paper`` (bundled CondGAN(x^bp), TH 0.03, MH), ``paper+exact`` (exact balancing), ``screen``
 (100,000 random neutral formulas ranked by the surrogate), ``substitute`` (ion substitution of training
@@ -19,12 +19,12 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 
 from stoichgen.chem.composition import Vocabulary, formula_fractions
-from stoichgen.chem.oxidation import charge_neutral, oxidation_states
+from stoichgen.chem.oxidation import oxidation_states
 from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.data import Split
 from stoichgen.evaluate.judge import Judge
 from stoichgen.evaluate.metrics import Generates
-from stoichgen.space.formulas import fraction_keys
+from stoichgen.space.formulas import NEUTRAL, formula_text, fraction_keys, rule_accepts
 from stoichgen.space.score import substitutes
 
 TABLE5_TARGETS = (-4.49, -3.76, -3.45, -3.01, -2.50, -2.03, -1.52, -1.07, -0.48, -0.01)
@@ -48,11 +48,11 @@ class Known:
 
 
 def _neutral_common(elements: tuple[str, ...], counts: np.ndarray) -> np.ndarray:
-    """Rows of counts (M, k) neutral for one pymatgen common oxidation state per element. (M,)."""
-    vocabulary = Vocabulary(tuple(sorted(elements, key=lambda s: Element(s).Z)))
-    x = np.zeros((len(counts), len(vocabulary)))
-    x[:, [vocabulary.index(e) for e in elements]] = counts / counts.sum(axis=1, keepdims=True)
-    return charge_neutral(x, vocabulary, oxidation="common")
+    """Rows of counts (M, k) neutral for one pymatgen common oxidation state per element (the candidate
+    space's ``NEUTRAL`` rule); rows with fractional amounts are not. (M,)."""
+    counts = np.asarray(counts, dtype=float)
+    whole = np.isclose(counts, np.round(counts)).all(axis=1)
+    return whole & rule_accepts(tuple(elements), np.round(counts).astype(np.int64), NEUTRAL)
 
 
 def screen_pool(split: Split, known: Known, seed: int = 0, size: int = SCREEN_POOL) -> list[str]:
@@ -80,7 +80,7 @@ def screen_pool(split: Split, known: Known, seed: int = 0, size: int = SCREEN_PO
             x[0, cols] = counts[0] / counts.sum()
             key = fraction_keys(x)[0]
             if key not in known.train and key not in pool:
-                pool[key] = "".join(f"{e}{c}" for e, c in zip(elements, counts[0], strict=True))
+                pool[key] = formula_text(elements, counts[0])
             if len(pool) >= size:
                 break
     return list(pool.values())
@@ -117,7 +117,7 @@ def substitute_candidates(split: Split, known: Known, target: float, n_compounds
             x[0, [vocabulary.index(v) for v in variant]] = counts[0] / counts.sum()
             key = fraction_keys(x)[0]
             if key not in known.train:
-                out.setdefault(key, "".join(f"{v}{c:g}" for v, c in zip(variant, counts[0], strict=True)))
+                out.setdefault(key, formula_text(variant, counts[0]))
     return list(out.values())
 
 

@@ -24,7 +24,7 @@ from stoichgen.errors import ReproduceError, StoichgenError
 from stoichgen.io import atomic_write_text
 from stoichgen.options import make_options, stored_options
 from stoichgen.run import CHECKPOINT, RunRecord
-from stoichgen.screen.run import ray_session
+from stoichgen.screen.backends import ray_session
 from stoichgen.train import train
 
 # (model, representation) trained on every random split; the DNN is the Table 4 baseline and the

@@ -214,7 +214,7 @@ class Service:
                 offered.generator = Generator.from_run(offered.run_dir)
         return offered.generator
 
-    async def run(self, work: Callable[[], T]) -> T:
+    async def submit(self, work: Callable[[], T]) -> T:
         """``work()`` on the worker thread, after those before it; 503 when the queue is full or the time
         limit passes (a request still queued then is dropped; one already running finishes unseen)."""
         if self._waiting >= self.queue_limit:
@@ -358,12 +358,12 @@ def create_app(
     @app.get("/api/models")
     async def models() -> dict[str, Any]:
         """The models offered, the request limits and the periodic table."""
-        return await service.run(service.models)
+        return await service.submit(service.models)
 
     @app.post("/api/generate")
     async def generate(request: GenerateRequest) -> dict[str, Any]:
         """Candidates for one request (see ``Generator.generate`` for the fields)."""
-        return await service.run(lambda: service.generate(request))
+        return await service.submit(lambda: service.generate(request))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
