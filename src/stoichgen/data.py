@@ -99,9 +99,11 @@ class LoadReport:
 
     @property
     def n_loaded(self) -> int:
+        """Rows kept: read, less the skipped and the duplicates."""
         return self.n_read - len(self.bad_rows) - self.n_duplicates
 
     def summary(self) -> str:
+        """Counts, then every skipped row and conflicting duplicate with its line, for a person."""
         lines = [
             f"source: {self.source}",
             f"rows read: {self.n_read}",
@@ -156,6 +158,7 @@ class Dataset:
         return np.hstack([self._x_b, self.x_p()])
 
     def features(self, representation: Representation) -> np.ndarray:
+        """``x_b()`` for ``"b"``, ``x_bp()`` for ``"bp"``; ``DataError`` otherwise."""
         if representation == "b":
             return self.x_b()
         if representation == "bp":
@@ -163,6 +166,7 @@ class Dataset:
         raise DataError(f"unknown representation {representation!r}; expected 'b' or 'bp'")
 
     def subset(self, mask: np.ndarray, description: str) -> Dataset:
+        """The rows where the boolean ``mask`` is true (same vocabulary and report), described so."""
         return Dataset(
             self.frame[np.asarray(mask)].reset_index(drop=True),
             self.vocabulary,
@@ -172,7 +176,15 @@ class Dataset:
         )
 
     def random_split(self, seed: int = 0, n_test: int = PAPER_N_TEST) -> Split:
-        """The paper's random split: ``n_test`` test rows, the rest train (paper Sec. 5.1)."""
+        """The paper's random split: ``n_test`` test rows, the rest train (paper Sec. 5.1).
+
+        Args:
+            seed: the split's random seed; the same seed gives the same split.
+            n_test: test rows, between 1 and ``len(self) - 1`` (default: the paper's 5,506).
+
+        Raises:
+            DataError: fewer than 2 rows, or ``n_test`` out of range.
+        """
         if len(self) < 2:
             raise DataError(
                 f"{self.report.source}: {len(self)} usable composition(s) after skipping "
@@ -210,6 +222,8 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Split:
+    """A train and a test ``Dataset`` of one source, and how they were made (``info``: kind, seed, ...)."""
+
     train: Dataset
     test: Dataset
     info: dict
@@ -286,8 +300,27 @@ def load_csv(
 
     Unusable rows are skipped and listed in ``dataset.report`` (``errors="report"``), or the first one
     raises ``DataError`` (``errors="raise"``). Rows with the same reduced formula as an earlier row are
-    removed (first kept) and counted, as in the paper. ``vocabulary`` defaults to the elements present;
-    pass a model's vocabulary to refuse rows with other elements.
+    removed (first kept) and counted, as in the paper. Formulas are parsed strictly (pymatgen, no
+    dummy species, no spreadsheet dates); nothing is repaired.
+
+    Args:
+        path: the CSV file.
+        composition_column: the column of formulas (``Fe2O3``, ``CuSO4·5H2O``).
+        property_column: the column of property values.
+        errors: ``"report"`` (skip bad rows and list them) or ``"raise"`` (stop at the first).
+        vocabulary: a model's element vocabulary, to refuse rows with other elements (default: the
+            elements present).
+
+    Raises:
+        DataError: an unreadable file, a missing column, no usable row, or a bad row with ``"raise"``.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "mine.csv"
+        >>> pd.DataFrame({"f": ["NaCl", "2-Feb", "Fe2O3"], "gap": [8.5, 1, 2.2]}).to_csv(path, index=False)
+        >>> mine = load_csv(path, "f", "gap")
+        >>> len(mine), [bad.line for bad in mine.report.bad_rows]
+        (2, [3])
     """
     if errors not in ("report", "raise"):
         raise DataError(f"errors must be 'report' or 'raise', got {errors!r}")
@@ -354,8 +387,14 @@ def _load_mp() -> Dataset:
 def load_mp_formation_energy() -> Dataset:
     """The paper's Materials Project set: compositions and formation energy (eV/atom), bundled.
 
-    Source: ``inputs/training.csv`` of yoshihidesawada/CompGAN (MIT licence, (c) 2019 Yoshihide Sawada).
-    Cached: the returned dataset is immutable.
+    49,543 compositions over 89 elements (3 spreadsheet-mangled rows of the source are skipped and
+    reported). Source: ``inputs/training.csv`` of yoshihidesawada/CompGAN (MIT licence, (c) 2019
+    Yoshihide Sawada). Cached: the returned dataset is immutable.
+
+    Examples:
+        >>> ds = load_mp_formation_energy()
+        >>> len(ds), len(ds.report.bad_rows), len(ds.random_split(seed=0).test)
+        (49543, 3, 5506)
     """
     return _load_mp()
 
@@ -374,6 +413,7 @@ class MinMaxNormaliser:
 
     @classmethod
     def fit(cls, x: np.ndarray) -> MinMaxNormaliser:
+        """Each column's minimum and maximum over the rows of ``x``, shape (N, D); ``DataError`` if empty."""
         x = np.asarray(x, dtype=float)
         if x.ndim != 2 or len(x) == 0:
             raise DataError(f"fit needs a non-empty (N, D) matrix, got shape {x.shape}")
@@ -391,9 +431,11 @@ class MinMaxNormaliser:
         return x
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (..., D) in normalised units; ``DataError`` when D is not the fitted width."""
         return (self._check(x) - np.asarray(self.minimum)) / self._scale
 
     def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        """Normalised ``x`` (..., D) back in data units."""
         return self._check(x) * self._scale + np.asarray(self.minimum)
 
     def state_dict(self) -> dict[str, list[float]]:
@@ -402,6 +444,7 @@ class MinMaxNormaliser:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, list[float]]) -> MinMaxNormaliser:
+        """The normaliser ``state_dict()`` described; ``DataError`` for anything else."""
         if set(state) != {"minimum", "maximum"} or len(state["minimum"]) != len(state["maximum"]):
             raise DataError(f"not a MinMaxNormaliser state: keys {sorted(state)}")
         return cls(tuple(map(float, state["minimum"])), tuple(map(float, state["maximum"])))
@@ -427,11 +470,17 @@ class DataSource:
             object.__setattr__(self, "csv", str(Path(self.csv).expanduser().absolute()))
 
     def load(self, vocabulary: Vocabulary | None = None) -> Dataset:
+        """The data set: the bundled MP set, or the CSV read with ``load_csv``.
+
+        Args:
+            vocabulary: a model's element vocabulary, to refuse rows with other elements (CSV only).
+        """
         if self.csv is None:
             return load_mp_formation_energy()
         return load_csv(self.csv, self.composition_column, self.property_column, vocabulary=vocabulary)
 
     def describe(self) -> str:
+        """Words for messages: ``'the bundled MP set'`` or the CSV's path."""
         return "the bundled MP set" if self.csv is None else repr(self.csv)
 
 
