@@ -47,10 +47,17 @@ class _LoadedRun:
 
     @classmethod
     def from_run(cls, path: Path | str) -> Self:
+        """Load a run directory (or its ``checkpoint.pt``).
+
+        Raises:
+            RunError: not a valid stoichgen run, or a run of a kind this class cannot use (a generator
+                for a ``Predictor``, a DNN for a ``Sampler``), named in the message.
+        """
         return cls.from_record(RunRecord.load(path))
 
     @classmethod
     def from_record(cls, record: RunRecord) -> Self:
+        """The same from an already loaded ``RunRecord``."""
         reason = cls._refusal(record)
         if reason:
             raise RunError(f"run {record.source} holds a {record.kind.label}, {reason}")
@@ -136,6 +143,7 @@ class Surrogate(Predictor):
         return mean, np.concatenate(spreads).astype(float) * scale
 
     def predict_formulas_with_spread(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread (eV/atom for the bundled set) of formulas; elements must be in the vocabulary."""
         return self.predict_fractions_with_spread(formula_fractions(formulas, self.vocabulary))
 
 

@@ -46,12 +46,15 @@ class Store:
         self.root = root
 
     def path(self, name: str) -> Path:
+        """The JSON file of piece ``name``."""
         return self.root / f"{name}.json"
 
     def done(self, name: str) -> bool:
+        """Whether piece ``name`` is finished (its file exists)."""
         return self.path(name).is_file()
 
     def get(self, name: str, compute: Callable[[], dict]) -> dict:
+        """Piece ``name`` from disk, or ``compute()`` it and store it (atomically) first."""
         found = self.load(name)
         if found is not None:
             return found
@@ -64,6 +67,7 @@ class Store:
         return value
 
     def load(self, name: str) -> dict | None:
+        """Piece ``name`` from disk; None when it is not finished."""
         path = self.path(name)
         return json.loads(path.read_text()) if path.is_file() else None
 
@@ -210,6 +214,8 @@ def pieces(plan: Plan) -> list[tuple[str, Callable[[_Context], dict]]]:
 
 
 def evaluate_all(plan: Plan, out: Path | str, log: Callable[[str], None] = print) -> Store:
+    """Evaluate every piece of ``plan`` not yet in ``out/results/`` (the runs must be trained), logging
+    each one; returns the store of finished pieces."""
     out = Path(out)
     store = Store(out / "results")
     ctx = _Context(plan, out)

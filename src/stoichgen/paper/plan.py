@@ -65,10 +65,12 @@ class Plan:
 
     @classmethod
     def full(cls) -> Plan:
+        """The paper's protocol: three splits, every model at its default budget (hours on 2 cores)."""
         return cls(quick=False)
 
     @classmethod
     def quick_plan(cls) -> Plan:
+        """Every table and figure with small budgets (minutes), labelled QUICK in the report."""
         return cls(
             quick=True,
             steps=(("cgan", 2000), ("cvae", 1500), ("dnn", 1500)),
@@ -80,6 +82,7 @@ class Plan:
         )
 
     def steps_for(self, model: str, representation: str = "bp") -> int:
+        """The training steps of ``model`` on ``representation`` under this plan."""
         override = dict(self.steps or ())
         if model in override:
             return override[model]
@@ -99,6 +102,7 @@ class RunSpec:
 
     @property
     def name(self) -> str:
+        """The run's directory under ``runs/``, e.g. ``split-0/cgan-bp``."""
         if self.train_max_property is not None:
             return f"extrapolation/{self.model}-{self.representation}-ymax{self.train_max_property:+.1f}"
         return f"split-{self.split_seed}/{self.model}-{self.representation}"

@@ -28,10 +28,12 @@ from stoichgen.run import CHECKPOINT, RunRecord
 
 
 def label(model: str, representation: str) -> str:
+    """The paper's name of a model, e.g. ``CondGAN(x^bp)``."""
     return f"{MODEL_KINDS[model].label}(x^{representation})"
 
 
 def report_template() -> str:
+    """The text of ``report.md`` with its placeholders (``paper/report_template.md``)."""
     return (resources.files("stoichgen") / "paper" / "report_template.md").read_text(encoding="utf-8")
 
 
@@ -339,8 +341,25 @@ def _describe_cgan_preset() -> str:
 def reproduce(
     plan: Plan, out: Path | str, log: Callable[[str], None] = print, workers: int = 1, ray: str | None = None
 ) -> Path:
-    """Train (or reuse) every run (``workers`` at once, or on Ray: ``train_all``), evaluate every piece not
-    yet done, and write the report."""
+    """Train (or reuse) every run, evaluate every piece not yet done, and write the report.
+
+    What ``stoichgen reproduce`` runs. Interrupt it at any time: called again on the same ``out``, it
+    continues an unfinished run from its last checkpoint and skips every finished run and piece.
+
+    Args:
+        plan: what to train and evaluate: ``Plan.full()`` (the paper's protocol, hours) or
+            ``Plan.quick_plan()`` (small budgets, minutes).
+        out: the report directory (runs in ``out/runs/``, pieces in ``out/results/``).
+        log: where progress lines go.
+        workers: independent runs trained at once in local processes (same weights as one at a time).
+        ray: a Ray address (``"auto"``, ``"local"``, ``"HOST:PORT"``) to train the runs on Ray instead.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ReproduceError: ``out`` holds another plan's runs or files no reproduction made.
+    """
     out = Path(out)
     train_all(plan, out, log, workers, ray)
     evaluate_all(plan, out, log)
