@@ -9,7 +9,6 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
 from stoichgen.chem.hull import Hull
-from stoichgen.cli import main
 from stoichgen.data import load_mp_formation_energy
 from stoichgen.discover.hull_table import annotate, hull_of
 
@@ -82,23 +81,6 @@ def test_elements_without_known_compounds_are_named():
     assert np.isnan(result.e_above_hull) and result.reason == "no known compound holds Na"
 
 
-def test_cli_hull(tmp_path, capsys):
-    csv = tmp_path / "candidates.csv"
-    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\nLiMn2O4,-1.9\nLi3MnO4,abc\n")
-    out = tmp_path / "hull.csv"
-    png = tmp_path / "hull.png"
-    assert main(["hull", str(csv), "-o", str(out), "--plot", str(png)]) == 0
-    err = capsys.readouterr().err
-    assert "row 4: energy 'abc' is not a number" in err
-    frame = pd.read_csv(out, keep_default_na=False)
-    assert list(frame.columns)[-4:] == ["e_above_hull", "decomposition", "n_known", "hull_error"]
-    assert frame["n_known"][0] > 10 and png.read_bytes()[:4] == b"\x89PNG"
-    assert main(["hull", str(tmp_path / "missing.csv")]) == 2
-    assert "no such file" in capsys.readouterr().err
-    assert main(["hull", str(csv), "--property-column", "energy"]) == 2
-    assert "missing column 'energy'" in capsys.readouterr().err
-
-
 def test_guided_rows_carry_their_place_on_the_hull():
     import stoichgen
 
@@ -137,5 +119,3 @@ def test_stability_objective_ranks_by_predicted_e_above_hull():
         generator.generate(-1.0, n=4, objective="stability", method="paper")
     with pytest.raises(GenerateError, match="unknown objective"):
         generator.generate(-1.0, n=4, objective="cheap")
-    assert main(["generate", "--objective", "stability", "-n", "3", "--elements", "Li,Co,O"]) == 0
-    assert main(["generate", "-n", "3"]) == 2

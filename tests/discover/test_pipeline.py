@@ -8,11 +8,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from stoichgen.chem.composition import paper_string, parse_formula, threshold_fractions
-from stoichgen.cli import main
-from stoichgen.data import DataSource, descriptor_matrix
+from stoichgen.data import descriptor_matrix
 from stoichgen.discover import pipeline as pipeline_module
 from stoichgen.discover.pipeline import Generator
 from stoichgen.discover.reference import REFERENCE, Reference, load_reference, write_reference
@@ -22,84 +20,9 @@ from stoichgen.nearest import NearestIndex
 from stoichgen.predict import Sampler
 from stoichgen.run import CHECKPOINT, RunRecord, bundled_run_dir
 from stoichgen.schema import NAMES as COLUMNS
-from stoichgen.train import train
 
-
-def _train(small_csv, out, model="cgan", steps=20):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model trains faster on one thread, and far faster on a busy machine
-    try:
-        train(
-            model, "bp", out, data=DataSource(str(small_csv)), compile=False, batch_size=64, steps=steps,
-            progress=False,
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
-    return out
-
-
-@pytest.fixture(scope="module")
-def run_dir(small_csv, tmp_path_factory):
-    return _train(small_csv, tmp_path_factory.mktemp("runs") / "cgan")
-
-
-@pytest.fixture(scope="module")
-def gen(run_dir):
-    return Generator.from_run(run_dir)
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """Generation keyword arguments and what they allow, for leak checks."""
-
-    kwargs: dict
-    allowed: frozenset[str]
-    required: str
-    excluded: str
-    max_elements: int
-
-    def cli(self) -> list[str]:
-        k = self.kwargs
-        return ["--elements", k["elements"], "--require", k["require"], "--exclude", k["exclude"],
-                "--max-elements", str(k["max_elements"]), "--threshold", str(k["threshold"])]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def constraint(gen):
-    """Constraints that bite on the tiny model, whatever its exact weights (training may change).
-
-    A barely trained model puts most elements at similar raw values, so at the paper's TH each row holds
-    nearly every element. At a higher TH chosen here, several elements pass in 15-85 % of samples each:
-    element sets vary, ``require`` and ``max_elements`` reject many draws, and one frequent element listed
-    in ``elements`` is also excluded, so only masking keeps it out.
-    """
-    vocab = gen.vocabulary
-    x = gen.sampler.sample(-2.0, 2000, seed=99)[:, : len(vocab)]
-    for threshold in np.arange(0.05, 0.95, 0.05).round(2):
-        p = (x >= threshold).mean(axis=0)
-        varied = [int(i) for i in np.argsort(-p, kind="stable") if 0.15 <= p[i] <= 0.85]
-        if len(varied) >= 6:
-            break
-    else:
-        raise AssertionError("the tiny model's elements no longer vary; adapt this fixture")
-    chosen = varied[:8]
-    required, excluded = chosen[0], chosen[1]
-    kept = [i for i in chosen if i != excluded]
-    present = x[:, kept] >= threshold
-    count, has_required = present.sum(axis=1), present[:, kept.index(required)]
-    max_elements = 1
-    while ((count <= max_elements) & has_required).mean() < 0.1:
-        max_elements += 1
-    symbols = vocab.symbols
-    kwargs = {
-        "elements": ",".join(symbols[i] for i in chosen),
-        "require": symbols[required],
-        "exclude": symbols[excluded],
-        "max_elements": max_elements,
-        "threshold": float(threshold),
-    }
-    allowed = frozenset(symbols[i] for i in kept)
-    return Constraint(kwargs, allowed, symbols[required], symbols[excluded], max_elements)
+# the tiny trained run and its fixtures (run_dir, gen, constraint, train_small): tests/conftest.py, shared
+# with the command line's tests in tests/cli/test_discovery.py
 
 
 @dataclass(frozen=True)
@@ -257,8 +180,8 @@ def test_rows_that_never_pass_are_dropped_with_a_warning(gen):
     assert df.attrs["dropped"] == 3
 
 
-def test_cvae_has_no_predicted_property(small_csv, tmp_path):
-    run = _train(small_csv, tmp_path / "cvae", model="cvae", steps=5)
+def test_cvae_has_no_predicted_property(small_csv, tmp_path, train_small):
+    run = train_small(small_csv, tmp_path / "cvae", model="cvae", steps=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)
         df = Generator.from_run(run).generate(-2.0, n=4, balance="none", method="paper")
@@ -269,19 +192,10 @@ def test_cvae_has_no_predicted_property(small_csv, tmp_path):
 # --- constraints: zero leaks ------------------------------------------------------------------------------
 
 
-def _assert_no_leaks(df, constraint):
-    for column in ("formula", "composition", "raw_composition"):
-        symbols = df[column].map(_symbols)
-        assert symbols.map(lambda s: bool(s) and s <= constraint.allowed).all(), column
-        assert symbols.map(lambda s: constraint.required in s and constraint.excluded not in s).all()
-        assert (symbols.map(len) <= constraint.max_elements).all(), column
-    assert (df["n_elements"] <= constraint.max_elements).all()
-
-
 def test_ten_thousand_constrained_samples_never_leak(gen, constraint):
     df = gen.generate(-2.0, n=10_000, balance="none", seed=7, **constraint.kwargs, method="paper")
     assert len(df) == 10_000 and df.attrs["dropped"] == 0
-    _assert_no_leaks(df, constraint)
+    constraint.assert_no_leaks(df)
     assert df.attrs["redrawn_constraint"] > 1000  # the constraints did bite: many draws were replaced
     assert df["n_elements"].nunique() > 1
 
@@ -289,7 +203,7 @@ def test_ten_thousand_constrained_samples_never_leak(gen, constraint):
 def test_constrained_samples_with_mh_never_leak(gen, constraint):
     df = gen.generate(-2.0, n=500, balance="mh", seed=8, **constraint.kwargs, method="paper")
     assert len(df) == 500
-    _assert_no_leaks(df, constraint)
+    constraint.assert_no_leaks(df)
     assert df.attrs["redrawn"] > 0
 
 
@@ -357,14 +271,14 @@ def test_bad_input_is_refused_with_a_clear_error(gen, kwargs, message):
         gen.generate(kwargs.pop("target"), **kwargs, method="paper")
 
 
-def test_missing_corrupt_or_non_generative_model(small_csv, tmp_path):
+def test_missing_corrupt_or_non_generative_model(small_csv, tmp_path, train_small):
     with pytest.raises(RunError, match="no checkpoint"):
         Generator.from_run(tmp_path / "missing")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / CHECKPOINT).write_bytes(b"not a checkpoint")
     with pytest.raises(RunError, match="corrupt"):
         Generator.from_run(tmp_path / "corrupt")
-    _train(small_csv, tmp_path / "dnn", model="dnn", steps=2)
+    train_small(small_csv, tmp_path / "dnn", model="dnn", steps=2)
     with pytest.raises(RunError, match="not a generative model"):
         Generator.from_run(tmp_path / "dnn")
 
@@ -415,8 +329,8 @@ def test_reference_is_the_training_split(run_dir):
         assert reference.key == written.key
 
 
-def test_stale_or_corrupt_reference_is_rebuilt(small_csv, tmp_path):
-    run = _train(small_csv, tmp_path / "run", steps=2)
+def test_stale_or_corrupt_reference_is_rebuilt(small_csv, tmp_path, train_small):
+    run = train_small(small_csv, tmp_path / "run", steps=2)
     payload = RunRecord.load(run)
     good = load_reference(run, payload)
     Reference(good.x_b, good.y, good.formulas, key="another run").save(run / REFERENCE)
@@ -427,10 +341,10 @@ def test_stale_or_corrupt_reference_is_rebuilt(small_csv, tmp_path):
         assert load_reference(run, payload).formulas == good.formulas
 
 
-def test_training_data_gone_is_a_clear_error(small_csv, tmp_path):
+def test_training_data_gone_is_a_clear_error(small_csv, tmp_path, train_small):
     csv = tmp_path / "mine.csv"
     csv.write_text(small_csv.read_text())
-    run = _train(csv, tmp_path / "run", steps=2)
+    run = train_small(csv, tmp_path / "run", steps=2)
     csv.unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GenerateWarning)
@@ -472,80 +386,7 @@ def test_parquet_needs_pyarrow(gen, tmp_path):
         assert pd.read_parquet(tmp_path / "a.parquet")["formula"].tolist() == ["NaCl"]
 
 
-# --- command line -----------------------------------------------------------------------------------------
-
-
-def _cli(run_dir, constraint, *extra):
-    return ["generate", "--model", str(run_dir), "--method", "paper", "--target", "-1.5", "-n", "12",
-            *constraint.cli(), *extra]  # fmt: skip
-
-
-def test_cli_writes_csv_and_json(run_dir, constraint, tmp_path, capsys):
-    assert main(_cli(run_dir, constraint, "-o", str(tmp_path / "out.csv"))) == 0
-    err = capsys.readouterr().err
-    assert "generated 12 compositions" in err and "redrawn" in err and "wrote 12 rows" in err
-    df = pd.read_csv(tmp_path / "out.csv")
-    assert list(df.columns) == list(COLUMNS) and len(df) == 12
-    _assert_no_leaks(df, constraint)
-    assert (
-        main(_cli(run_dir, constraint, "-o", str(tmp_path / "out.json"), "--balance", "exact", "--unique"))
-        == 0
-    )
-    records = json.loads((tmp_path / "out.json").read_text())
-    assert 0 < len(records) <= 12 and len({r["formula"] for r in records}) == len(records)
-
-
-def test_cli_prints_a_table_without_output(run_dir, constraint, capsys):
-    assert main(_cli(run_dir, constraint, "-n", "3")) == 0
-    out = capsys.readouterr().out
-    assert "formula" in out and "nearest_formula" in out and len(out.strip().splitlines()) == 4
-
-
-def test_cli_refuses_existing_output_without_force(run_dir, constraint, tmp_path, capsys):
-    out = tmp_path / "out.csv"
-    out.write_text("keep me\n")
-    assert main(_cli(run_dir, constraint, "-o", str(out))) == 2
-    assert "exists; overwrite it with --force" in capsys.readouterr().err
-    assert out.read_text() == "keep me\n"
-    assert main(_cli(run_dir, constraint, "-o", str(out), "--force")) == 0
-    assert len(pd.read_csv(out)) == 12
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--elements", "Na,Xx"], "unknown element symbol 'Xx'"),
-        (["--require", "U"], "U not in the model's vocabulary"),
-        (["--require", "O", "--exclude", "O", "--elements", "O"], "O both required and excluded"),
-        (["--target", "nan"], "not a finite number"),
-        (["-o", "out.txt"], "unknown format '.txt'"),
-    ],
-)
-def test_cli_bad_input_exits_2(run_dir, constraint, capsys, extra, message):
-    assert main(_cli(run_dir, constraint, *extra)) == 2
-    assert re.search(message, capsys.readouterr().err)
-
-
-def test_cli_missing_model_and_no_bundled_model(tmp_path, capsys, monkeypatch):
-    assert main(["generate", "--model", str(tmp_path / "nope"), "--target", "-2"]) == 2
-    assert "no checkpoint" in capsys.readouterr().err
-    monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: tmp_path / "none")
-    assert main(["generate", "--target", "-2"]) == 2
-    assert "no bundled default model; give a run directory (--model RUN_DIR)" in capsys.readouterr().err
-
-
-def test_cli_non_numeric_target_and_extrapolation(run_dir, constraint, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["generate", "--model", str(run_dir), "--target", "abc"])
-    assert info.value.code == 2
-    capsys.readouterr()
-    args = _cli(run_dir, constraint)
-    args[args.index("--target") + 1] = "40"
-    assert main(args) == 0
-    assert "warning: target 40 is outside" in capsys.readouterr().err
-
-
-def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
+def test_bundled_default_model_loads_and_generates():
     """The shipped CondGAN(x^bp) trained on the MP set: `stoichgen generate --target -2.0` after install."""
     gen = Generator.default()
     assert gen.vocabulary.symbols[:3] == ("H", "He", "Li") and len(gen.vocabulary) == 89
@@ -554,9 +395,6 @@ def test_bundled_default_model_loads_and_generates(tmp_path, capsys):
     assert df["charge_neutral"].mean() > 0.8
     # P(x~) of the trained model follows the target (the untrained head would sit far from it)
     assert abs(df["predicted_property"].median() - (-2.0)) < 0.5
-    out = tmp_path / "out.csv"
-    assert main(["generate", "--target", "-2.0", "-n", "16", "-o", str(out)]) == 0
-    assert len(pd.read_csv(out)) == 16
     vae = Generator.from_run(bundled_run_dir("cvae-bp")).generate(-1.0, n=16, method="paper")
     assert len(vae) == 16 and vae["predicted_property"].isna().all()
 
@@ -571,32 +409,6 @@ def test_max_atoms_bounds_exact_balancing():
 
 
 # --- the locks -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("extra", "flag", "limit"),
-    [
-        (["-n", "10000000"], "-n", "100,000"),
-        (["-n", "0"], "-n", "100,000"),
-        (["--balance", "exact", "--max-atoms", "300"], "--max-atoms", "30"),
-        (["--seed", "1180591620717411303424"], "--seed", "9,223,372,036,854,775,807"),
-        (["--max-iterations", "0"], "--max-iterations", "100,000"),
-        (["--max-elements", "0"], "--max-elements", "118"),
-    ],
-)
-def test_cli_out_of_range_numbers_refused_before_work(run_dir, capsys, extra, flag, limit):
-    with pytest.raises(SystemExit) as info:
-        main(["generate", "--model", str(run_dir), "--method", "paper", "--target", "-2", *extra])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert flag in err and limit in err and "Traceback" not in err
-
-
-def test_repeated_targets_are_all_kept(run_dir, capsys):
-    args = ["generate", "--model", str(run_dir), "--method", "paper", "--target", "-2", "--target", "-1"]
-    assert main([*args, "-n", "3", "--balance", "none"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("-2.000") == 3 and out.count("-1.000") == 3
 
 
 def test_threshold_that_empties_every_row_is_named(gen):
@@ -617,9 +429,9 @@ def test_readme_column_table_is_the_schema():
     assert markdown_table(PAPER_COLUMNS) in readme and markdown_table(GUIDED_COLUMNS) in readme
 
 
-def test_max_e_hull_needs_a_formation_energy(small_csv, run_dir, tmp_path):
+def test_max_e_hull_needs_a_formation_energy(small_csv, run_dir, tmp_path, train_small):
     """A run on the user's CSV (property of unknown meaning) has no hull: max_e_hull is refused."""
-    surrogate = _train(small_csv, tmp_path / "surrogate", model="surrogate", steps=2)
+    surrogate = train_small(small_csv, tmp_path / "surrogate", model="surrogate", steps=2)
     generator = Generator.from_run(run_dir, surrogate=surrogate)
     assert generator.hull is None
     with pytest.raises(GenerateError, match="max_e_hull needs a formation energy"):

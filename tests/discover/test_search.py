@@ -87,16 +87,6 @@ def test_include_known_lets_training_formulas_through(generator):
     assert not set(df.loc[df["novel"], "formula"]) & set(generator.reference.formulas)
 
 
-def test_cli_guided_prints_ranked_rows(capsys):
-    from stoichgen.cli import main
-
-    assert main(["generate", "--target", "-2.0", "-n", "5", "--require", "O"]) == 0
-    captured = capsys.readouterr()
-    assert "guided search" in captured.err and "score" in captured.out and "uncertainty" in captured.out
-    assert main(["generate", "--target", "-2.0", "-n", "5", "--balance", "exact"]) == 2
-    assert "applies to method 'paper' only" in capsys.readouterr().err
-
-
 def test_substitutes_do_not_depend_on_the_hash_seed():
     """pymatgen keeps its species in a set; the search must not inherit its order across processes."""
     import os

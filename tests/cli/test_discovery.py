@@ -1,0 +1,162 @@
+"""`stoichgen generate` and `stoichgen hull` from the command line (src/stoichgen/cli/discovery.py).
+
+The API under them is tested in tests/discover and tests/chem; the tiny trained run and its constraint
+are the shared fixtures of tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from stoichgen.cli import main
+from stoichgen.discover import pipeline as pipeline_module
+from stoichgen.schema import NAMES as COLUMNS
+
+# --- generate, the paper method on the tiny run (its API: tests/discover/test_pipeline.py) ---------------
+
+
+def _cli(run_dir, constraint, *extra):
+    return ["generate", "--model", str(run_dir), "--method", "paper", "--target", "-1.5", "-n", "12",
+            *constraint.cli(), *extra]  # fmt: skip
+
+
+def test_cli_writes_csv_and_json(run_dir, constraint, tmp_path, capsys):
+    assert main(_cli(run_dir, constraint, "-o", str(tmp_path / "out.csv"))) == 0
+    err = capsys.readouterr().err
+    assert "generated 12 compositions" in err and "redrawn" in err and "wrote 12 rows" in err
+    df = pd.read_csv(tmp_path / "out.csv")
+    assert list(df.columns) == list(COLUMNS) and len(df) == 12
+    constraint.assert_no_leaks(df)
+    assert (
+        main(_cli(run_dir, constraint, "-o", str(tmp_path / "out.json"), "--balance", "exact", "--unique"))
+        == 0
+    )
+    records = json.loads((tmp_path / "out.json").read_text())
+    assert 0 < len(records) <= 12 and len({r["formula"] for r in records}) == len(records)
+
+
+def test_cli_prints_a_table_without_output(run_dir, constraint, capsys):
+    assert main(_cli(run_dir, constraint, "-n", "3")) == 0
+    out = capsys.readouterr().out
+    assert "formula" in out and "nearest_formula" in out and len(out.strip().splitlines()) == 4
+
+
+def test_cli_refuses_existing_output_without_force(run_dir, constraint, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    out.write_text("keep me\n")
+    assert main(_cli(run_dir, constraint, "-o", str(out))) == 2
+    assert "exists; overwrite it with --force" in capsys.readouterr().err
+    assert out.read_text() == "keep me\n"
+    assert main(_cli(run_dir, constraint, "-o", str(out), "--force")) == 0
+    assert len(pd.read_csv(out)) == 12
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--elements", "Na,Xx"], "unknown element symbol 'Xx'"),
+        (["--require", "U"], "U not in the model's vocabulary"),
+        (["--require", "O", "--exclude", "O", "--elements", "O"], "O both required and excluded"),
+        (["--target", "nan"], "not a finite number"),
+        (["-o", "out.txt"], "unknown format '.txt'"),
+    ],
+)
+def test_cli_bad_input_exits_2(run_dir, constraint, capsys, extra, message):
+    assert main(_cli(run_dir, constraint, *extra)) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_cli_missing_model_and_no_bundled_model(tmp_path, capsys, monkeypatch):
+    assert main(["generate", "--model", str(tmp_path / "nope"), "--target", "-2"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    monkeypatch.setattr(pipeline_module, "bundled_run_dir", lambda name: tmp_path / "none")
+    assert main(["generate", "--target", "-2"]) == 2
+    assert "no bundled default model; give a run directory (--model RUN_DIR)" in capsys.readouterr().err
+
+
+def test_cli_non_numeric_target_and_extrapolation(run_dir, constraint, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--model", str(run_dir), "--target", "abc"])
+    assert info.value.code == 2
+    capsys.readouterr()
+    args = _cli(run_dir, constraint)
+    args[args.index("--target") + 1] = "40"
+    assert main(args) == 0
+    assert "warning: target 40 is outside" in capsys.readouterr().err
+
+
+def test_bundled_default_model_generates_from_the_command_line(tmp_path):
+    """`stoichgen generate --target -2.0` after install: the shipped CondGAN(x^bp), no --model."""
+    out = tmp_path / "out.csv"
+    assert main(["generate", "--target", "-2.0", "-n", "16", "-o", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 16
+
+
+# --- the locks -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag", "limit"),
+    [
+        (["-n", "10000000"], "-n", "100,000"),
+        (["-n", "0"], "-n", "100,000"),
+        (["--balance", "exact", "--max-atoms", "300"], "--max-atoms", "30"),
+        (["--seed", "1180591620717411303424"], "--seed", "9,223,372,036,854,775,807"),
+        (["--max-iterations", "0"], "--max-iterations", "100,000"),
+        (["--max-elements", "0"], "--max-elements", "118"),
+    ],
+)
+def test_cli_out_of_range_numbers_refused_before_work(run_dir, capsys, extra, flag, limit):
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--model", str(run_dir), "--method", "paper", "--target", "-2", *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and limit in err and "Traceback" not in err
+
+
+def test_repeated_targets_are_all_kept(run_dir, capsys):
+    args = ["generate", "--model", str(run_dir), "--method", "paper", "--target", "-2", "--target", "-1"]
+    assert main([*args, "-n", "3", "--balance", "none"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("-2.000") == 3 and out.count("-1.000") == 3
+
+
+# --- generate, the guided search on the bundled runs (its API: tests/discover/test_search.py) ---------------
+
+
+def test_cli_guided_prints_ranked_rows(capsys):
+    assert main(["generate", "--target", "-2.0", "-n", "5", "--require", "O"]) == 0
+    captured = capsys.readouterr()
+    assert "guided search" in captured.err and "score" in captured.out and "uncertainty" in captured.out
+    assert main(["generate", "--target", "-2.0", "-n", "5", "--balance", "exact"]) == 2
+    assert "applies to method 'paper' only" in capsys.readouterr().err
+
+
+def test_cli_stability_objective_needs_no_target():
+    """The command-line end of test_stability_objective_ranks_by_predicted_e_above_hull (tests/chem)."""
+    assert main(["generate", "--objective", "stability", "-n", "3", "--elements", "Li,Co,O"]) == 0
+    assert main(["generate", "-n", "3"]) == 2
+
+
+# --- hull (its API: tests/chem/test_hull.py) ---------------------------------------------------------------
+
+
+def test_cli_hull(tmp_path, capsys):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\nLiMn2O4,-1.9\nLi3MnO4,abc\n")
+    out = tmp_path / "hull.csv"
+    png = tmp_path / "hull.png"
+    assert main(["hull", str(csv), "-o", str(out), "--plot", str(png)]) == 0
+    err = capsys.readouterr().err
+    assert "row 4: energy 'abc' is not a number" in err
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns)[-4:] == ["e_above_hull", "decomposition", "n_known", "hull_error"]
+    assert frame["n_known"][0] > 10 and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["hull", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["hull", str(csv), "--property-column", "energy"]) == 2
+    assert "missing column 'energy'" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""`stoichgen screen` from the command line: refusals by name, Ctrl-C and the rerun that resumes.
+
+The screen itself (scores, files, resuming, backends) is tested in tests/screen/test_screen.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stoichgen.cli import main
+
+
+def test_bad_requests_are_refused_by_name(tmp_path, capsys):
+    for args, words in [
+        (["--elements", "Li,Xx,O"], "unknown element symbols 'Xx'"),
+        (["--elements", "Li,Li"], "different elements"),
+        (["--elements", "Li,O", "--top", "3"], "top needs a score"),
+        (["--elements", "Li,O", "--target", "-1", "--objective", "stability"], "not both"),
+        (["--elements", "Li,O", "--ray", "local", "-o", str(tmp_path / "x.csv")], "writes Parquet"),
+        ([], "give --elements"),
+    ]:
+        argv = ["screen", *args] + ([] if "-o" in args else ["-o", str(tmp_path / "out.parquet")])
+        assert main(argv) == 2, args
+        assert words in capsys.readouterr().err, args
+
+
+def test_without_ray_the_message_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    argv = ["screen", "--elements", "Li,O", "--max-atoms", "4", "--ray", "-o", str(tmp_path / "o.parquet")]
+    assert main(argv) == 2
+    assert 'pip install "stoichgen[ray]"' in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any part was written
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
+    """SIGINT to `stoichgen screen` once some chunks are written; the rerun skips them and writes the file
+    an uninterrupted screen writes."""
+    args = ["--elements", "Li,Na,Mn,Fe,Co,O", "--max-atoms", "14", "--target", "-1.5", "--workers", "1",
+            "--chunk-rows", "60"]  # fmt: skip
+    command = [sys.executable, "-m", "stoichgen.cli", "screen", *args]
+    out = tmp_path / "screen.parquet"
+    process = subprocess.Popen([*command, "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / ".screen.parquet.parts"
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("*.parquet"))) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, process.stderr.read()
+    assert "the same command again resumes" in process.stderr.read()
+    done = len(list(parts.glob("*.parquet")))
+    assert done >= 3 and not out.exists()
+    rerun = subprocess.run([*command, "-o", str(out)], capture_output=True, text=True, check=True)
+    assert f"{done} chunks already done" in rerun.stderr
+    subprocess.run([*command, "-o", str(tmp_path / "straight.parquet")], capture_output=True, check=True)
+    assert out.read_bytes() == (tmp_path / "straight.parquet").read_bytes()
