@@ -135,3 +135,50 @@ def constraint(gen):
     }
     allowed = frozenset(symbols[i] for i in kept)
     return Constraint(kwargs, allowed, symbols[required], symbols[excluded], max_elements)
+
+
+# --- a tiny paper reproduction, shared by tests/paper and the CLI's tests (tests/cli) ----------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_plan():
+    from stoichgen.paper import Plan
+
+    return Plan(
+        quick=True,
+        split_seeds=(0, 1),
+        steps=(("cgan", 30), ("cvae", 30), ("dnn", 30)),
+        compile=False,
+        n_targets=3,
+        n_samples=8,
+        n_quality_targets=2,
+        extrapolation_step=1.5,
+    )
+
+
+@pytest.fixture(scope="session")
+def report_dir(tiny_plan, tmp_path_factory):
+    """The tiny plan reproduced once per session (slow tests only)."""
+    from stoichgen.paper import reproduce
+
+    out = tmp_path_factory.mktemp("reproduce")
+    reproduce(tiny_plan, out, log=lambda text: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(small_csv, tmp_path_factory):
+    """A CondGAN and two DNNs (split seeds 0 and 1) on x^b, three steps each: for `evaluate`."""
+    from stoichgen.data import DataSource
+    from stoichgen.train import train
+
+    def run(out, model, **kw):
+        return train(model, "b", out, data=DataSource(str(small_csv)), compile=False, batch_size=64, steps=3,
+                     progress=False, **kw).run_dir  # fmt: skip
+
+    root = tmp_path_factory.mktemp("runs")
+    return {
+        "cgan": run(root / "cgan", "cgan"),
+        "dnn": run(root / "dnn", "dnn"),
+        "dnn_other_split": run(root / "dnn1", "dnn", split_seed=1),
+    }

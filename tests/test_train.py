@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-from stoichgen.cli import main
 from stoichgen.data import DataSource
 from stoichgen.errors import DataError, InputError, RunError, TrainError
 from stoichgen.models import CondGAN, CondGANConfig
@@ -238,20 +237,6 @@ def test_unknown_model_and_repr(tmp_path):
         train("cgan", "p", tmp_path / "b")
 
 
-def test_cli_train_in_process(small_csv, tmp_path, capsys):
-    args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "3"]
-    args += ["--out", str(tmp_path / "run"), "--no-compile", "--composition-column", "composition"]
-    assert main(args) == 0
-    assert "trained 3 steps" in capsys.readouterr().out
-    assert main(args) == 2  # a run is there
-    assert "holds a run; resume it (--resume) or overwrite it (--force)" in capsys.readouterr().err
-    assert main([*args, "--resume", "--steps", "5"]) == 0
-    assert RunRecord.load(tmp_path / "run").progress.step == 5
-    with pytest.raises(SystemExit) as info:
-        main(["train", "--model", "gan", "--repr", "b", "--out", str(tmp_path / "x")])
-    assert info.value.code != 0
-
-
 @pytest.mark.slow
 def test_compiled_gan_step_matches_eager(small_csv, tmp_path):
     eager = _train(small_csv, tmp_path / "eager", steps=3)
@@ -299,28 +284,6 @@ def test_resume_on_another_csv_is_refused(small_csv, tmp_path):
         )
     with pytest.raises(TrainError, match="property_column|the bundled MP set|mine"):
         train("cgan", "bp", tmp_path / "run", data=DataSource(), resume=True, steps=4, progress=False)
-
-
-def test_cli_resume_names_each_conflict(small_csv, tmp_path, capsys):
-    args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "2", "--no-compile"]
-    assert main([*args, "--out", str(tmp_path / "run")]) == 0
-    capsys.readouterr()
-    assert main(["train", "--model", "cgan", "--repr", "bp", "--out", str(tmp_path / "run"), "--resume"]) == 2
-    err = capsys.readouterr().err
-    assert "model 'cgan'" in err and "representation 'bp'" in err and "Traceback" not in err
-
-
-def test_run_dir_without_checkpoint_restarts_without_force(small_csv, tmp_path, capsys):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text("{}")  # as left by Ctrl-C before the first checkpoint
-    (run / "losses.jsonl").write_text('{"step": 2}\n')
-    args = ["train", "--model", "dnn", "--repr", "b", "--csv", str(small_csv), "--steps", "2", "--no-compile"]
-    assert main([*args, "--out", str(run), "--resume"]) == 2
-    err = capsys.readouterr().err
-    assert "nothing to resume" in err and "without --resume" in err
-    assert main([*args, "--out", str(run)]) == 0  # the advice works
-    assert RunRecord.load(run).progress.step == 2
 
 
 def test_foreign_files_are_not_overwritten_without_force(small_csv, tmp_path):
@@ -371,27 +334,6 @@ def test_out_of_range_integers_are_refused(tmp_path, option, value, message):
         train("dnn", "b", tmp_path / "run", **{option: value})
 
 
-@pytest.mark.parametrize("flag", ["--seed", "--split-seed", "--steps"])
-def test_cli_out_of_range_integers_exit_cleanly(tmp_path, capsys, flag):
-    with pytest.raises(SystemExit) as info:
-        main(
-            [
-                "train",
-                "--model",
-                "dnn",
-                "--repr",
-                "b",
-                "--out",
-                str(tmp_path / "r"),
-                flag,
-                "1180591620717411303424",
-            ]
-        )
-    assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert "outside" in err and flag in err and "Traceback" not in err
-
-
 # --- the surrogate ensemble ---------------------------------------------------------------------------------
 
 
@@ -414,10 +356,3 @@ def test_surrogate_members_see_different_bootstrap_rows(small_csv, tmp_path):
     result = _train(small_csv, tmp_path / "run", "surrogate", steps=3, members=2)
     first, second = result.model.members
     assert not torch.equal(first[0].weight, second[0].weight)
-
-
-def test_evaluate_prints_surrogate_calibration(small_csv, tmp_path, capsys):
-    _train(small_csv, tmp_path / "run", "surrogate", steps=20, members=2)
-    assert main(["evaluate", str(tmp_path / "run")]) == 0
-    out = capsys.readouterr().out
-    assert "within_1_spread" in out and "within_2_spread" in out and "surrogate on the test split" in out

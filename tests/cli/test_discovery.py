@@ -11,9 +11,11 @@ import re
 
 import pandas as pd
 import pytest
+import torch
 
 from stoichgen.cli import main
 from stoichgen.discover import pipeline as pipeline_module
+from stoichgen.run import CHECKPOINT, bundled_run_dir
 from stoichgen.schema import NAMES as COLUMNS
 
 # --- generate, the paper method on the tiny run (its API: tests/discover/test_pipeline.py) ---------------
@@ -94,6 +96,18 @@ def test_bundled_default_model_generates_from_the_command_line(tmp_path):
     out = tmp_path / "out.csv"
     assert main(["generate", "--target", "-2.0", "-n", "16", "-o", str(out)]) == 0
     assert len(pd.read_csv(out)) == 16
+
+
+def test_cli_says_what_is_wrong(tmp_path, capsys):
+    """A hand-edited checkpoint (tests/test_run.py edits it many more ways) is named, not a traceback."""
+    payload = torch.load(bundled_run_dir("cgan-bp") / CHECKPOINT, weights_only=True)
+    payload["state_dict"].pop("critic.score.bias")
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(payload, run / CHECKPOINT)
+    assert main(["generate", "--model", str(run), "--target", "-2", "-n", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid stoichgen run" in err and "critic.score.bias" in err and "Traceback" not in err
 
 
 # --- the locks -------------------------------------------------------------------------------------------

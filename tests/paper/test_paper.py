@@ -6,36 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stoichgen.cli import main
 from stoichgen.errors import ReproduceError
 from stoichgen.options import PRESETS
 from stoichgen.paper import Plan, reproduce
 from stoichgen.paper.pieces import pieces
 from stoichgen.paper.plan import run_specs
 
-TINY = Plan(
-    quick=True,
-    split_seeds=(0, 1),
-    steps=(("cgan", 30), ("cvae", 30), ("dnn", 30)),
-    compile=False,
-    n_targets=3,
-    n_samples=8,
-    n_quality_targets=2,
-    extrapolation_step=1.5,
-)
-
-
-@pytest.fixture(scope="module")
-def report_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reproduce")
-    reproduce(TINY, out, log=lambda text: None)
-    return out
+# the tiny plan and its report directory (tiny_plan, report_dir): tests/conftest.py, shared with the
+# command line's tests in tests/cli/test_runs.py
 
 
 @pytest.mark.slow
-def test_report_tables_figures_and_csv_are_written(report_dir):
+def test_report_tables_figures_and_csv_are_written(report_dir, tiny_plan):
     text = (report_dir / "report.md").read_text()
-    assert "QUICK" in text and f"{len(pieces(TINY))} of {len(pieces(TINY))} evaluation pieces" in text
+    assert (
+        "QUICK" in text and f"{len(pieces(tiny_plan))} of {len(pieces(tiny_plan))} evaluation pieces" in text
+    )
     for heading in (
         "Table 1",
         "Table 2",
@@ -57,26 +43,26 @@ def test_report_tables_figures_and_csv_are_written(report_dir):
         assert (report_dir / name).read_bytes()[:4] == b"\x89PNG"
     table2 = (report_dir / "table2.csv").read_text().splitlines()
     assert len(table2) == 1 + 2 * 6  # header + (6 model/space rows) x 2 splits
-    for spec in run_specs(TINY):
+    for spec in run_specs(tiny_plan):
         assert (
             json.loads((report_dir / "runs" / spec.name / "config.json").read_text())["train"]["steps"] == 30
         )
 
 
 @pytest.mark.slow
-def test_rerun_skips_finished_work_and_redoes_only_what_is_missing(report_dir):
+def test_rerun_skips_finished_work_and_redoes_only_what_is_missing(report_dir, tiny_plan):
     results = sorted((report_dir / "results").rglob("*.json"))
-    assert len(results) == len(pieces(TINY))
+    assert len(results) == len(pieces(tiny_plan))
     before = {p: p.stat().st_mtime_ns for p in results}
     checkpoints = {p: p.stat().st_mtime_ns for p in (report_dir / "runs").rglob("checkpoint.pt")}
     messages: list[str] = []
-    reproduce(TINY, report_dir, log=messages.append)
+    reproduce(tiny_plan, report_dir, log=messages.append)
     assert not any(m.startswith(("training", "resuming", "evaluated")) for m in messages)
     assert {p: p.stat().st_mtime_ns for p in results} == before
     assert {p: p.stat().st_mtime_ns for p in (report_dir / "runs").rglob("checkpoint.pt")} == checkpoints
     (report_dir / "results" / "table4" / "split-1" / "dnn-bp.json").unlink()
     messages.clear()
-    reproduce(TINY, report_dir, log=messages.append)
+    reproduce(tiny_plan, report_dir, log=messages.append)
     assert [m for m in messages if m.startswith("evaluated")] == ["evaluated table4/split-1/dnn-bp"]
 
 
@@ -84,55 +70,16 @@ def test_rerun_skips_finished_work_and_redoes_only_what_is_missing(report_dir):
 def test_another_plan_in_the_same_directory_is_refused(report_dir):
     with pytest.raises(ReproduceError, match="another plan"):
         reproduce(Plan.quick_plan(), report_dir, log=lambda text: None)
-    assert main(["reproduce", "--quick", "--out", str(report_dir)]) == 2
 
 
 @pytest.mark.slow
-def test_runs_trained_under_another_default_are_refused(report_dir, monkeypatch):
+def test_runs_trained_under_another_default_are_refused(report_dir, monkeypatch, tiny_plan):
     changed = {**PRESETS[("cgan", "default")], "generator_ema": 0.5}
     monkeypatch.setitem(PRESETS, ("cgan", "default"), changed)
     before = {p: p.stat().st_mtime_ns for p in report_dir.rglob("*") if p.is_file()}
     with pytest.raises(ReproduceError, match=r"generator_ema.*another report directory \(out=DIR\)"):
-        reproduce(TINY, report_dir, log=lambda text: None)
+        reproduce(tiny_plan, report_dir, log=lambda text: None)
     assert {p: p.stat().st_mtime_ns for p in report_dir.rglob("*") if p.is_file()} == before
-
-
-@pytest.mark.slow
-def test_evaluate_cli_on_a_run(report_dir, capsys, tmp_path):
-    run = report_dir / "runs" / "split-0" / "cgan-bp"
-    judge = report_dir / "runs" / "split-0" / "dnn-bp"
-    output = tmp_path / "e.csv"
-    assert (
-        main(
-            ["evaluate", str(run), "--targets=-2.0,-1.0", "-n", "4", "--judge", str(judge), "-o", str(output)]
-        )
-        == 0
-    )
-    out = capsys.readouterr().out
-    assert "x^b" in out and "x^bp" in out and "Table 4" in out and "beyond the paper" in out
-    table = pd.read_csv(output).set_index("metric")
-    assert len(table) == 4  # Table 2 in x^b and x^bp, beyond the paper, Table 4
-    beyond = table.loc["beyond the paper (generate --balance none)"]
-    assert beyond["samples"] == 8 and 0 <= beyond["novelty"] <= 1 and np.isfinite(beyond["judge_mae"])
-    with pytest.raises(SystemExit):
-        main(["evaluate", str(run), "-n", "0"])
-    assert main(["evaluate", str(run), "--targets", ","]) == 2
-    assert main(["evaluate", str(tmp_path / "missing")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-
-
-def test_out_that_is_a_file_is_refused(tmp_path, capsys):
-    target = tmp_path / "report.md"
-    target.write_text("keep me")
-    assert main(["reproduce", "--quick", "--out", str(target)]) == 2
-    assert "is not a directory" in capsys.readouterr().err and target.read_text() == "keep me"
-
-
-def test_non_empty_out_it_did_not_create_is_refused(tmp_path, capsys):
-    (tmp_path / "mine.txt").write_text("keep me")
-    assert main(["reproduce", "--quick", "--out", str(tmp_path)]) == 2
-    assert "holds no reproduction" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
 
 
 def test_report_template_facts_come_from_code():
@@ -144,7 +91,7 @@ def test_report_template_facts_come_from_code():
 
 
 @pytest.mark.slow
-def test_training_in_parallel_gives_the_same_runs_and_numbers(report_dir, tmp_path):
+def test_training_in_parallel_gives_the_same_runs_and_numbers(report_dir, tmp_path, tiny_plan):
     """reproduce with two worker processes: the same weights as one after another, so the same report
     numbers (timings aside)."""
     import torch
@@ -152,8 +99,8 @@ def test_training_in_parallel_gives_the_same_runs_and_numbers(report_dir, tmp_pa
     from stoichgen.run import RunRecord
 
     parallel = tmp_path / "parallel"
-    reproduce(TINY, parallel, log=lambda text: None, workers=2)
-    for spec in run_specs(TINY):
+    reproduce(tiny_plan, parallel, log=lambda text: None, workers=2)
+    for spec in run_specs(tiny_plan):
         ours = RunRecord.load(parallel / "runs" / spec.name).state_dict
         theirs = RunRecord.load(report_dir / "runs" / spec.name).state_dict
         assert ours.keys() == theirs.keys()
