@@ -58,7 +58,7 @@ def train_small():
 
 @pytest.fixture(scope="session")
 def run_dir(train_small, small_csv, tmp_path_factory):
-    """A tiny CondGAN(x^bp): trained once per session, read (never changed) by its users."""
+    """A tiny CondGAN(x^bp), trained once per session: its users read it (and cache its reference there)."""
     return train_small(small_csv, tmp_path_factory.mktemp("runs") / "cgan")
 
 
