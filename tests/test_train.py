@@ -116,7 +116,9 @@ def test_a_run_trained_on_cuda_resumes_on_the_cpu(small_csv, tmp_path, model, ca
 )
 def test_a_run_trained_on_cuda_continues_on_the_cpu_near_a_cpu_run(small_csv, tmp_path, model, compile):
     """Trained on a GPU (compiled: CUDA graphs of 2 steps here), continued on the CPU: the weights of
-    a run trained on the CPU throughout, within float32 rounding."""
+    a run trained on the CPU throughout, within float32 rounding. Where rounding moves a ReLU input
+    across 0, that unit's Adam updates differ by up to lr a step: a few weights may, by at most
+    about 3 lr a step (seen once on an H200 for the surrogate, at rtol 1e-3 / atol 1e-4)."""
     extra = {"members": 2} if model == "surrogate" else {}
     _train(small_csv, tmp_path / "cpu", model, steps=8, lr_decay_steps=8, **extra)
     train(model, "bp", tmp_path / "moved", data=DataSource(str(small_csv)), compile=compile, batch_size=64,
@@ -124,8 +126,10 @@ def test_a_run_trained_on_cuda_continues_on_the_cpu_near_a_cpu_run(small_csv, tm
     assert RunRecord.load(tmp_path / "moved").train["device"] == "cuda"
     train(model, "bp", tmp_path / "moved", resume=True, steps=8, device="cpu", compile=False, progress=False)
     cpu, moved = _weights(tmp_path / "cpu"), _weights(tmp_path / "moved")
-    for k in cpu:
-        torch.testing.assert_close(moved[k], cpu[k], rtol=1e-3, atol=1e-4, msg=k)
+    apart = torch.cat([(moved[k] - cpu[k]).abs().view(-1) for k in cpu])
+    tolerance = 1e-4 + 1e-3 * torch.cat([cpu[k].abs().view(-1) for k in cpu])
+    assert float((apart > tolerance).float().mean()) < 0.01, "more than 1 % of the weights differ"
+    assert float(apart.max()) <= 4 * 1e-3 * 8  # Adam moves a weight by at most about 3.2 lr a step
 
 
 def test_gan_steps_taken_in_chunks_equal_steps_one_by_one(small_csv, tmp_path, monkeypatch):
