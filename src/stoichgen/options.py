@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from stoichgen.data import PAPER_N_ROWS, PAPER_N_TEST
+from stoichgen.data import PAPER_N_ROWS, PAPER_N_TEST, element_descriptors
 from stoichgen.errors import SEED_MAX, InputError, TrainError, check_int, check_number
 from stoichgen.models import (
     DNN,
@@ -35,6 +35,7 @@ from stoichgen.models import (
     SurrogateConfig,
     SurrogateEnsemble,
 )
+from stoichgen.models.cvae import LIKELIHOODS
 from stoichgen.run import RunRecord
 
 ModelName = Literal["cgan", "cvae", "dnn", "surrogate"]
@@ -67,6 +68,14 @@ class TrainOptions:
     lr_decay_steps: int | None = None  # ... over this many steps (default: the step budget)
     generator_ema: float = 0.0  # CondGAN: decay of an exponential moving average of the generator's
     # weights (warmed up: GANStepper.ema_decay), which is what the run saves for sampling (0: off)
+    likelihood: str = "bernoulli"  # CondVAE: p(x | z, y), models.cvae.LIKELIHOODS
+    kl_weight: float = 1.0  # CondVAE: weight of the KL term (1: the ELBO of eq. 1)
+    free_bits: float = 0.0  # CondVAE: nats per latent unit the KL term does not penalise (0: off)
+    kl_warmup_steps: int = 0  # CondVAE: the KL weight ramps linearly from 0 over these steps (0: off)
+    latent_dim: int = 10  # CondVAE: size of z (the paper: 10)
+    adversary: float = 0.0  # CondVAE: weight of an adversary keeping z independent of y (0: off)
+    conditional_prior: bool = False  # CondVAE: learn p(z | y) instead of the paper's N(0, I)
+    property_weight: float = 0.0  # CondVAE: weight of the property loss on prior samples (0: off)
     members: int = 5  # surrogate: ensemble members, each on its own bootstrap resample
     seed: int = 0
     split_seed: int = 0
@@ -93,7 +102,16 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
         "lambda_real_property": 10.0,
         "generator_ema": 0.999,
     },
-    ("cvae", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
+    # CondVAE: a softmax over the elements, z kept independent of y by an adversary and prior samples held
+    # to their target by a property loss (docs/reproduction/cvae.md: the Bernoulli ELBO collapses)
+    ("cvae", "default"): {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "steps": 30_000,
+        "likelihood": "softmax",
+        "adversary": 100.0,
+        "property_weight": 100.0,
+    },
     ("dnn", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000},
     # beyond the paper (no paper preset of its own): K bootstrap members of a wider DNN
     ("surrogate", "default"): {"lr": 1e-3, "betas": (0.9, 0.999), "steps": 30_000, "hidden": (128, 64)},
@@ -146,6 +164,13 @@ def check_options(options: TrainOptions) -> None:
     check_int(options.members, "members", 2, 64)
     if options.train_max_property is not None:
         check_number(options.train_max_property, "train_max_property")
+    if options.likelihood not in LIKELIHOODS:
+        raise InputError(f"likelihood must be one of {', '.join(LIKELIHOODS)}, got {options.likelihood!r}")
+    for name in ("kl_weight", "free_bits", "adversary", "property_weight"):
+        if not check_number(getattr(options, name), name) >= 0:
+            raise InputError(f"{name} must be >= 0, got {getattr(options, name)!r}")
+    check_int(options.kl_warmup_steps, "kl_warmup_steps", 0, MAX_STEPS)
+    check_int(options.latent_dim, "latent_dim", 1, 4096)
 
 
 def stored_options(record: RunRecord) -> TrainOptions:
@@ -194,7 +219,13 @@ def build_model(options: TrainOptions, x_dim: int) -> nn.Module:
             config = replace(config, generator_hidden=hidden, critic_hidden=tuple(reversed(hidden)))
         return CondGAN(config)
     if options.model == "cvae":
-        config = CondVAEConfig(x_dim=x_dim)
+        # the softmax block is x^b: every column but the descriptors
+        n_descriptors = element_descriptors().shape[1] if options.representation == "bp" else 0
+        config = CondVAEConfig(
+            x_dim=x_dim, z_dim=options.latent_dim, beta=options.kl_weight, likelihood=options.likelihood,
+            n_elements=x_dim - n_descriptors, free_bits=options.free_bits, adversary=options.adversary,
+            conditional_prior=options.conditional_prior, property_weight=options.property_weight,
+        )  # fmt: skip
         if hidden:
             config = replace(config, decoder_hidden=hidden, encoder_hidden=tuple(reversed(hidden)))
         return CondVAE(config)

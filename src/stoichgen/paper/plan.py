@@ -46,7 +46,8 @@ TRAINING_FIELDS = ("quick", "split_seeds", "steps", "compile")  # evaluation set
 RUN_FIELDS = (
     "model", "representation", "split_seed", "seed", "train_max_property", "preset", "batch_size", "lr",
     "betas", "n_critic", "hidden", "lambda_fake_property", "lambda_real_property", "lr_final_fraction",
-    "generator_ema",
+    "generator_ema", "likelihood", "kl_weight", "free_bits", "kl_warmup_steps", "latent_dim", "adversary",
+    "conditional_prior", "property_weight",
 )  # fmt: skip
 
 
