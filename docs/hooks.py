@@ -4,8 +4,11 @@
 - ``columns.md``: every output column, read from the one schema (``stoichgen.schema``) and the
   hull's ``HULL_COLUMNS``;
 - the options table of ``Generator.generate`` in ``api/generator.md``, from ``discover.options``;
+- rendered notebooks: their links to other pages (``../columns.md``, ``02_your_own_data.ipynb``) point
+  at the built pages, and a download link to the notebook heads each one;
 - after the build, any page that loads a script, stylesheet, font or image from another host fails the
-  build (the site must work without a network; links to other sites are fine).
+  build (the site must work without a network; links to other sites are fine), and so does a link to a
+  file the site does not have (MkDocs checks the Markdown pages' links, not the notebooks').
 
 The page builders are plain functions, tested without MkDocs in ``tests/test_docs.py``.
 """
@@ -191,11 +194,41 @@ def on_page_markdown(markdown, page, config, files):  # noqa: ANN001, ANN201
     return markdown
 
 
+# a link of a rendered notebook to another page: MkDocs rewrites .md links of .md pages only
+PAGE_LINK = re.compile(r'href="(?![a-z][a-z0-9+.-]*:|#|/)([^"#]+)\.(?:md|ipynb)(#[^"]*)?"')
+
+
+def on_page_content(html, page, config, files):  # noqa: ANN001, ANN201
+    if not page.file.src_uri.endswith(".ipynb"):
+        return html
+    html = PAGE_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', html)
+    name = page.file.src_uri.rsplit("/", 1)[-1]
+    return (
+        f'<p>Run it yourself: download <a href="{name}" download><code>{name}</code></a> (stored '
+        "without outputs; CI runs every cell) and open it in Jupyter, from a folder where it may write "
+        "files.</p>\n" + html
+    )
+
+
 # a tag that loads something from another host: <script src=http..>, <link href=http..>, <img src=//..>
 EXTERNAL_ASSET = re.compile(
     r"<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//[^\"'\s>]+", re.IGNORECASE
 )
 EXTERNAL_CSS = re.compile(r"(?:@import|url\()\s*[\"']?(?:https?:)?//", re.IGNORECASE)
+
+
+LOCAL_LINK = re.compile(r'<a\b[^>]*\bhref="(?![a-z][a-z0-9+.-]*:|#|/)([^"#?]+)', re.IGNORECASE)
+
+
+def broken_links(site_dir: Path) -> list[str]:
+    """Every link of a built page to a file of the site that is not there (notebook pages included)."""
+    found = []
+    for path in sorted(site_dir.rglob("*.html")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for match in LOCAL_LINK.finditer(text):
+            if not (path.parent / match.group(1)).exists():
+                found.append(f"{path.relative_to(site_dir)}: {match.group(1)}")
+    return found
 
 
 def external_assets(site_dir: Path) -> list[str]:
@@ -216,3 +249,6 @@ def on_post_build(config):  # noqa: ANN001, ANN201
     found = external_assets(Path(config["site_dir"]))
     if found:
         raise PluginError("the site would fetch from the internet:\n  " + "\n  ".join(found[:20]))
+    broken = broken_links(Path(config["site_dir"]))
+    if broken:
+        raise PluginError("links to files the site does not have:\n  " + "\n  ".join(broken[:20]))

@@ -113,6 +113,28 @@ def test_offline_check(tmp_path: Path, html: str, external: bool):
     assert bool(hooks.external_assets(tmp_path)) is external
 
 
+def test_broken_links_are_found(tmp_path: Path):
+    (tmp_path / "a.html").write_text(
+        '<a href="b.html#x">b</a> <a href="https://x.org/">x</a> <a href="#top">'
+    )
+    assert hooks.broken_links(tmp_path) == ["a.html: b.html"]
+    (tmp_path / "b.html").write_text("")
+    assert hooks.broken_links(tmp_path) == []
+
+
+def test_notebook_links_point_at_built_pages():
+    class Page:
+        class file:  # noqa: N801 (MkDocs' attribute name)
+            src_uri = "tutorials/01_quick_start.ipynb"
+
+    html = (
+        '<a href="../columns.md#x">c</a> <a href="02_your_own_data.ipynb">n</a> <a href="https://a.org/b.md">'
+    )
+    out = hooks.on_page_content(html, Page, None, None)
+    assert '<a href="../columns.html#x">' in out and '<a href="02_your_own_data.html">' in out
+    assert '<a href="https://a.org/b.md">' in out and '<a href="01_quick_start.ipynb" download>' in out
+
+
 def test_prose_doctests_become_code_blocks():
     fence = _load("griffe_doctests").fence_doctests
     assert fence("Text.\n>>> 1 + 1\n2\n\nMore.") == "Text.\n\n```pycon\n>>> 1 + 1\n2\n```\n\nMore."
