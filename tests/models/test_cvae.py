@@ -175,3 +175,18 @@ def test_checkpoints_from_before_the_options_load_as_bernoulli():
     assert (options.likelihood, options.kl_weight, options.adversary, options.latent_dim) == (
         "bernoulli", 1.0, 0.0, 10,
     )  # fmt: skip
+
+
+def test_cli_options_are_stored_and_resume_refuses_them_by_name(small_csv, tmp_path, capsys):
+    from stoichgen.cli import main
+
+    run = str(tmp_path / "run")
+    args = ["train", "--model", "cvae", "--repr", "b", "--csv", str(small_csv), "--out", run, "--no-compile"]
+    assert main([*args, "--steps", "2", "--likelihood", "gaussian", "--kl-warmup-steps", "3"]) == 0
+    options = stored_options(RunRecord.load(run))
+    assert (options.likelihood, options.kl_warmup_steps) == ("gaussian", 3)
+    capsys.readouterr()
+    assert main([*args, "--resume", "--steps", "4", "--likelihood", "softmax"]) == 2
+    err = capsys.readouterr().err
+    assert "likelihood 'softmax' (the run has 'gaussian')" in err and "Traceback" not in err
+    assert main([*args, "--resume", "--steps", "4"]) == 0  # the stored options continue

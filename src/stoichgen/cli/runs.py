@@ -10,6 +10,7 @@ from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_ener
 from stoichgen.discover.pipeline import Generator
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
 from stoichgen.io import check_output, write_table
+from stoichgen.models.cvae import LIKELIHOODS
 from stoichgen.options import MAX_STEPS
 from stoichgen.predict import MAX_SAMPLES
 
@@ -38,6 +39,10 @@ def _data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+CVAE_OPTIONS = ("likelihood", "kl_weight", "free_bits", "kl_warmup_steps", "latent_dim", "adversary",
+                "conditional_prior", "property_weight")  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
     from stoichgen.train import train  # only this command needs the training code
 
@@ -49,6 +54,7 @@ def _train(args: argparse.Namespace) -> int:
         minutes=args.minutes, seed=args.seed, split_seed=args.split_seed,
         train_max_property=args.train_max_property, device=args.device,
         compile=False if args.no_compile else None, resume=args.resume, force=args.force,
+        **{name: getattr(args, name) for name in CVAE_OPTIONS},
     )  # fmt: skip
     losses = " ".join(f"{k}={v:.4g}" for k, v in result.last_losses.items())
     print(f"trained {result.steps} steps in {result.elapsed_s:.0f} s -> {result.run_dir}  {losses}")
@@ -109,6 +115,15 @@ def add_train(commands) -> None:
     )
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
     tr.add_argument("--no-compile", action="store_true", help="plain eager PyTorch (slower GAN training)")
+    vae = tr.add_argument_group("CondVAE (default: the preset's; docs/reproduction/cvae.md)")
+    vae.add_argument("--likelihood", choices=LIKELIHOODS, help="p(x | z, y)")
+    vae.add_argument("--kl-weight", type=float, help="weight of the KL term (1: the ELBO)")
+    vae.add_argument("--free-bits", type=float, help="nats per latent unit the KL term does not penalise")
+    vae.add_argument("--kl-warmup-steps", type=int_in(0, MAX_STEPS), help="KL weight ramps up over these")
+    vae.add_argument("--latent-dim", type=int_in(1, 4096), help="size of z (the paper: 10)")
+    vae.add_argument("--adversary", type=float, help="weight of the adversary keeping z independent of y")
+    vae.add_argument("--conditional-prior", action="store_true", default=None, help="learn p(z | y)")
+    vae.add_argument("--property-weight", type=float, help="weight of the property loss on prior samples")
     again = tr.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     again.add_argument("--force", action="store_true", help="overwrite a non-empty RUN_DIR")
