@@ -99,7 +99,7 @@ def cli_markdown() -> str:
     from stoichgen.cli import build_parser
 
     old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"  # argparse wraps usage lines at the terminal's width
+    os.environ["COLUMNS"] = "80"  # argparse wraps usage lines at the terminal's width (the page's column)
     try:
         parser = build_parser()
         sub = _subparsers(parser)
