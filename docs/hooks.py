@@ -124,7 +124,9 @@ def columns_markdown() -> str:
     import stoichgen.discover.hull_table as stability
     from stoichgen.schema import GUIDED_COLUMNS, PAPER_COLUMNS, SCREEN_COLUMNS, markdown_table
 
-    hull_doc = " ".join((stability.__doc__ or "").split("\n\n")[1].split()) if stability.__doc__ else ""
+    # the module docstring's paragraph that explains the columns (not its doctest)
+    paragraphs = (stability.__doc__ or "").split("\n\n")
+    hull_doc = next((" ".join(p.split()) for p in paragraphs if "hull_error" in p and ">>>" not in p), "")
     return "\n".join([
         COLUMNS_INTRO,
         "## `generate` (guided search, the default)",
