@@ -13,6 +13,7 @@ from smact.screening import smact_validity
 
 from stoichgen.chem.oxidation import oxidation_states
 from stoichgen.errors import InputError
+from stoichgen.space import formulas as formulas_module
 from stoichgen.space.formulas import NEUTRAL, SMACT, Rule, candidate_counts, formula_text, rule_accepts
 
 
@@ -112,3 +113,14 @@ def test_formula_text_is_pymatgens_order():
 def test_unknown_table_is_named():
     with pytest.raises(InputError, match="oxidation table 'magic'"):
         Rule("magic")
+
+
+@pytest.mark.parametrize(("rule", "max_atoms"), [(SMACT, 14), (NEUTRAL, 30), (Rule("all"), 12)])
+def test_both_ways_of_building_the_space_agree(rule, max_atoms):
+    """Solving for the last count and checking every count vector give the same formulas."""
+    for elements in [("Li", "Fe", "P", "O"), ("Mn", "O"), ("Na", "S", "Cl")]:
+        choices = formulas_module.state_choices(elements, rule)
+        k = len(elements)
+        solved = formulas_module._solved(choices, k, max_atoms)
+        checked = formulas_module._checked(choices, k, max_atoms)
+        assert set(map(tuple, solved.tolist())) == set(map(tuple, checked.tolist())), elements

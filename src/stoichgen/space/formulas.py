@@ -6,7 +6,8 @@ tries; ``"common"``, ``"all"``, ``"icsd"``: pymatgen's tables), whether cations 
 electronegative than anions (Pauling, as SMACT checks), and whether a set of metals only counts as an
 alloy (every ratio accepted, as SMACT does). For each allowed choice of one state per element the counts
 of all elements but the last are enumerated and the last one solved for, kept when it is a whole number
->= 1 within the atom budget: formulas are built, not filtered out of every count vector.
+>= 1 within the atom budget. For small formula units or wide tables, checking every count vector is
+faster, and is done there instead (both ways are tested equal).
 
 >>> candidate_counts(("Li", "O"), 6, NEUTRAL).tolist()
 [[2, 1]]
@@ -115,27 +116,53 @@ def candidate_counts(elements: tuple[str, ...], max_atoms: int, rule: Rule = NEU
     if not 1 <= max_atoms <= MAX_ENUMERATION_ATOMS:
         raise InputError(f"max_atoms must be between 1 and {MAX_ENUMERATION_ATOMS}, got {max_atoms}",
                          field="max_atoms")  # fmt: skip
-    empty = np.zeros((0, k), dtype=np.int64)
     if k < 2 or max_atoms < k:
-        counts = empty
+        counts = np.zeros((0, k), dtype=np.int64)
     elif _is_alloy(elements, rule):
         counts = count_vectors(k, max_atoms, max_atoms)
     else:
         choices = state_choices(tuple(elements), rule)  # (C, k)
-        others = count_vectors(k - 1, max_atoms - 1, max_atoms - 1)  # (R, k-1): every count but the last
-        atoms = others.sum(axis=1)[:, None]  # (R, 1)
-        found = [empty]
-        for start in range(0, len(choices), _BLOCK):
-            q = choices[start : start + _BLOCK]  # (B, k)
-            charge = others @ q[:, :-1].T  # (R, B)
-            last, remainder = np.divmod(-charge, q[:, -1])  # (R, B)
-            rows, cols = np.nonzero((remainder == 0) & (last >= 1) & (atoms + last <= max_atoms))
-            found.append(np.hstack([others[rows], last[rows, cols][:, None]]))
-        counts = np.unique(np.vstack(found), axis=0)
+        how = _solved if _solve_pays(choices, k, max_atoms) else _checked
+        counts = how(choices, k, max_atoms)
     counts = counts[np.gcd.reduce(counts, axis=1) == 1] if len(counts) else counts
     counts = np.ascontiguousarray(counts[np.lexsort((*counts.T[::-1], counts.sum(axis=1)))], dtype=np.int64)
     counts.flags.writeable = False
     return counts
+
+
+def _solve_pays(choices: np.ndarray, k: int, max_atoms: int) -> bool:
+    """Whether solving for the last count beats checking every count vector: when the vectors are many
+    times more than those of one element fewer (large formula units), and few state choices repeat the
+    same formulas (SMACT's wide tables make many duplicates)."""
+    every = math.comb(max_atoms, k)  # count vectors of k elements with at most max_atoms atoms
+    fewer = math.comb(max_atoms - 1, k - 1)
+    return every >= 8 * fewer and len(choices) <= 64
+
+
+def _checked(choices: np.ndarray, k: int, max_atoms: int) -> np.ndarray:
+    """Every count vector, kept when some state choice makes it neutral (float products: BLAS, exact for
+    these small integers)."""
+    counts = count_vectors(k, max_atoms, max_atoms)  # (R, k)
+    as_float = counts.astype(np.float64)
+    keep = np.zeros(len(counts), dtype=bool)
+    for start in range(0, len(choices), _BLOCK):
+        block = choices[start : start + _BLOCK].astype(np.float64)  # (B, k)
+        keep |= (as_float @ block.T == 0).any(axis=1)  # (R, B) -> (R,)
+    return counts[keep]
+
+
+def _solved(choices: np.ndarray, k: int, max_atoms: int) -> np.ndarray:
+    """For each state choice, the counts of all elements but the last, and the last solved for."""
+    others = count_vectors(k - 1, max_atoms - 1, max_atoms - 1)  # (R, k-1): every count but the last
+    atoms = others.sum(axis=1)[:, None]  # (R, 1)
+    found = [np.zeros((0, k), dtype=np.int64)]
+    for start in range(0, len(choices), _BLOCK):
+        q = choices[start : start + _BLOCK]  # (B, k)
+        charge = others @ q[:, :-1].T  # (R, B)
+        last, remainder = np.divmod(-charge, q[:, -1])  # (R, B)
+        rows, cols = np.nonzero((remainder == 0) & (last >= 1) & (atoms + last <= max_atoms))
+        found.append(np.hstack([others[rows], last[rows, cols][:, None]]))
+    return np.unique(np.vstack(found), axis=0)
 
 
 def rule_accepts(elements: tuple[str, ...], counts: np.ndarray, rule: Rule) -> np.ndarray:
