@@ -9,6 +9,16 @@
 # and benchmarks/bench_surrogate.py on CUDA and on the CPU, a short `stoichgen train` of each model
 # kind on CUDA, and `stoichgen generate` from those runs; each step's log goes to $OUT (default
 # /tmp/stoichgen-device-check) and one summary line per measurement to $OUT/summary.txt and stdout.
+#
+# The wheels (Python 3.12, x86-64; the machine's image has the rest), fetched once on a machine with
+# network, from the repository root (.whl/ is ignored: `echo /.whl/ >> .git/info/exclude`):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux2014_x86_64 \
+#     --platform manylinux_2_17_x86_64 -d .whl pymatgen==2026.10.24 pymatgen-core==2026.10.16 \
+#     smact==4.0.2 monty==2026.10.21 ruamel.yaml==0.19.1 spglib==2.8.0 uncertainties==3.2.3 ase==3.29.0 \
+#     pathos==0.3.5 dill==0.4.1 multiprocess==0.70.19 pox==0.3.7 ppft==1.7.8 orjson==3.13.0 \
+#     palettable==3.3.3 plotly==7.1.0
+#   python3 -m pip wheel --no-deps -w .whl bibtexparser==1.4.4 pandarallel==1.6.5   # no wheels published
 set -u
 DEVICE=cuda
 SCALE=1 # a dry run takes fewer steps
