@@ -50,8 +50,12 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
     Column("e_above_hull_uncertainty", float, "its uncertainty: the surrogate's spread (the hull is fixed, "
            "so one eV/atom of formation energy is one of e_above_hull)"),
     Column("decomposition", object, "the competing known products at that energy (`Li2O + MnO2`)"),
+    Column("p_in_range", float, "with a target range [A, B] (`--target-min`, `--target-max`): the "
+           "probability that the property lies in it, a normal with mean predicted_property and sd "
+           "uncertainty; NaN without a range"),
     Column("score", float, "what the rows are ranked by, lower is better: abs(predicted_property − target) "
-           "(with the stability objective: the predicted e_above_hull) "
+           "(with the stability objective: the predicted e_above_hull; with a target range: 1 − p_in_range, "
+           "without the uncertainty term) "
            "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms "
            "+ 0.02 × n_elements"),
     Column("source", object, "where the element set came from: `generator` (the CondGAN's samples at "

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
@@ -32,11 +33,13 @@ from pymatgen.core import Composition
 
 from stoichgen.chem.composition import parse_formula
 from stoichgen.chem.validity import SYMBOL
-from stoichgen.errors import FormulaError, InputError
+from stoichgen.data import read_table
+from stoichgen.errors import DataError, FormulaError, InputError
 
-__all__ = ["Hull", "HullResult", "MAX_SYSTEM_ELEMENTS"]
+__all__ = ["Hull", "HullResult", "MAX_SYSTEM_ELEMENTS", "read_hull"]
 
 MAX_SYSTEM_ELEMENTS = 10  # 2^10 subsystems to gather; no MP composition has more than 8 elements
+BAD_ROWS_SHOWN = 50  # a reference's bad rows named in one error
 
 
 @dataclass(frozen=True)
@@ -160,3 +163,58 @@ class Hull:
             energy = np.array([diagram.get_form_energy_per_atom(entries[i]) for i in facet])
             rows.append(np.linalg.lstsq(vertices, energy, rcond=None)[0])
         return np.array(rows)  # (F, k): the hull energy at x is max over facets of x . plane
+
+
+def read_hull(
+    path: Path | str, composition_column: str = "composition", property_column: str = "property"
+) -> Hull:
+    r"""Known compounds from a CSV (a formula and its formation energy in eV/atom per row): the hull that
+    ``generate --reference`` and ``hull --reference`` place candidates against.
+
+    Every row must be usable, since a compound left out silently would move the hull: rows with an
+    unparseable formula or an energy that is not a finite number (``nan`` included) are refused together,
+    each named by its line (the header is line 1), in one ``DataError`` whose field is ``reference``.
+    Rows with the same formula are all kept (polymorphs: the hull takes the lowest).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "known.csv"
+    >>> _ = path.write_text("composition,property\nLi2O,-2.1\nLiO2,-1.0\n")
+    >>> round(read_hull(path).query("Li2O2", -1.5).e_above_hull, 3)
+    0.075
+    >>> _ = path.write_text("composition,property\nLi2O,nan\nXx2O,-1\n")
+    >>> try:
+    ...     read_hull(path)
+    ... except DataError as err:
+    ...     print(err.field, str(err).splitlines()[1])
+    reference   line 2: 'Li2O': energy 'nan' is not a finite number
+    """
+    try:
+        table = read_table(path, composition_column, property_column)
+    except DataError as err:
+        raise DataError(str(err), field="reference") from None
+    formulas: list[str] = []
+    energies: list[float] = []
+    bad: list[str] = []
+    rows = zip(table[composition_column], table[property_column], strict=True)
+    for line, (formula, value) in enumerate(rows, start=2):  # the header is line 1
+        try:
+            comp = parse_formula(str(formula))
+        except FormulaError as err:
+            bad.append(f"line {line}: {formula!r}: {err}")
+            continue
+        try:
+            energy = float(str(value).strip())
+        except ValueError:
+            bad.append(f"line {line}: {formula!r}: energy {value!r} is not a number")
+            continue
+        if not math.isfinite(energy):
+            bad.append(f"line {line}: {formula!r}: energy {value!r} is not a finite number")
+            continue
+        formulas.append(comp.formula.replace(" ", ""))
+        energies.append(energy)
+    if bad:
+        more = f"\n  ... and {len(bad) - BAD_ROWS_SHOWN} more" if len(bad) > BAD_ROWS_SHOWN else ""
+        listed = "\n".join(f"  {row}" for row in bad[:BAD_ROWS_SHOWN])
+        raise DataError(f"{path}: {len(bad)} bad rows of known compounds; fix or remove them:\n"
+                        f"{listed}{more}", field="reference")  # fmt: skip
+    return Hull(formulas, energies)

@@ -6,8 +6,9 @@ import argparse
 import sys
 import warnings
 
+from stoichgen.chem.hull import read_hull
 from stoichgen.cli.common import int_in
-from stoichgen.data import load_csv, load_mp_formation_energy, read_table
+from stoichgen.data import load_mp_formation_energy, read_table
 from stoichgen.discover.hull_table import annotate, plot_hull
 from stoichgen.discover.options import OptionSpec, option_specs
 from stoichgen.discover.pipeline import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, Generator
@@ -37,12 +38,34 @@ def option_help(spec: OptionSpec, methods: tuple[str, ...]) -> str:
     return spec.help if len(methods) > 1 else f"{methods[0]}: {spec.help}"
 
 
+class RangeEnd(argparse.Action):
+    """One end of a range option: ``--target-min A`` and ``--target-max B`` fill ``target_range`` with
+    ``[A, B]`` (an end not given stays None: open)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        ends = list(getattr(namespace, self.dest) or (None, None))
+        ends[0 if str(option_string).endswith("-min") else 1] = values
+        setattr(namespace, self.dest, ends)
+
+
+def range_flags(name: str) -> tuple[str, str]:
+    """The two flags of a range option: ``target_range`` -> ``--target-min``, ``--target-max``."""
+    base = option_flag(name.removesuffix("_range"))
+    return f"{base}-min", f"{base}-max"
+
+
 def add_options(parser: argparse.ArgumentParser) -> None:
-    """One flag per option of ``discover.options``, each left None when not given (the method's
-    default applies, and another method's option is refused only when the user set it)."""
+    """One flag per option of ``discover.options`` (two for a range: its minimum and maximum), each left
+    None when not given (the method's default applies, and another method's option is refused only when
+    the user set it)."""
     for name, (spec, _default, methods) in option_specs().items():
         flag, text = option_flag(name), option_help(spec, methods)
-        if spec.kind == "bool":
+        if spec.kind == "range":
+            low, high = range_flags(name)
+            parser.add_argument(low, dest=name, type=float, action=RangeEnd, metavar="A", help=text)
+            more = f"the range's maximum (with {low}; either may be left out: open)"
+            parser.add_argument(high, dest=name, type=float, action=RangeEnd, metavar="B", help=more)
+        elif spec.kind == "bool":
             parser.add_argument(flag, action="store_true", default=None, help=text)
         elif spec.kind == "choice":
             parser.add_argument(flag, choices=spec.choices, help=text)
@@ -58,14 +81,20 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def _generate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
+    if args.reference is not None and args.method != "guided":
+        raise InputError("--reference applies to method 'guided' only", field="reference")
+    if args.target is None and args.objective != "stability" and args.target_range is None:
+        raise InputError("give a target property value (--target Y), a range (--target-min A --target-max "
+                         "B), or --objective stability")  # fmt: skip
+    hull = None
+    if args.reference is not None:  # read (and refused, naming its bad rows) before any model loads
+        hull = read_hull(args.reference, args.reference_composition_column, args.reference_property_column)
     if args.model:
-        generator = Generator.from_run(args.model, args.surrogate, args.formation_energy)
+        generator = Generator.from_run(args.model, args.surrogate, args.formation_energy, hull)
     else:
-        generator = Generator.default() if args.surrogate is None else Generator.from_run(
-            bundled_run_dir(DEFAULT_MODEL), surrogate=args.surrogate
+        generator = Generator.default(hull) if args.surrogate is None else Generator.from_run(
+            bundled_run_dir(DEFAULT_MODEL), surrogate=args.surrogate, hull=hull
         )  # fmt: skip
-    if args.target is None and args.objective != "stability":
-        raise InputError("give a target property value (--target Y), or --objective stability")
     targets = None if args.target is None else (args.target if len(args.target) > 1 else args.target[0])
     options = {name: getattr(args, name) for name in option_specs() if getattr(args, name) is not None}
     with warnings.catch_warnings(record=True) as caught:
@@ -91,14 +120,18 @@ def _generate(args: argparse.Namespace) -> int:
         shown = PAPER_SHOWN
     else:
         first_term = "predicted e_above_hull" if args.objective == "stability" else "|predicted - target|"
+        spread_term = "+ uncertainty "
+        if args.target_range is not None:
+            low, high = a["target_range"]
+            first_term, spread_term = f"1 - p_in_range [{low:g}, {high:g}]", ""
         print(
             f"generated {len(frame)} candidates (guided search): all SMACT-valid, "
             f"{int(frame['intermetallic'].sum())} intermetallic, {int(frame['novel'].sum())} novel; ranked "
             f"by score = {first_term} "
-            "+ uncertainty + realism terms (see --help)",
+            f"{spread_term}+ realism terms (see --help)",
             file=sys.stderr,
         )
-        shown = GUIDED_SHOWN
+        shown = GUIDED_SHOWN if args.target_range is None else ("p_in_range", *GUIDED_SHOWN)
     if args.output is not None:
         path = write_table(frame, args.output, force=args.force)
         print(f"wrote {len(frame)} rows to {path}", file=sys.stderr)
@@ -116,19 +149,17 @@ def _hull(args: argparse.Namespace) -> int:
         check_output(args.output, args.force)  # refuse before any work
     table = read_table(args.file, args.composition_column, args.property_column, allow_empty=True)
     if args.reference is None:
-        reference = load_mp_formation_energy()
-    else:
-        reference = load_csv(
-            args.reference, args.reference_composition_column, args.reference_property_column
-        )
-    hull = hull_of(reference)
+        hull, source = hull_of(load_mp_formation_energy()), load_mp_formation_energy().report.source
+    else:  # the same reading as generate --reference: every bad row named, nothing dropped silently
+        hull = read_hull(args.reference, args.reference_composition_column, args.reference_property_column)
+        source = args.reference
     out = annotate(table, args.composition_column, args.property_column, hull)
     bad = out[out["hull_error"] != ""]
     for row, reason in zip(bad.index, bad["hull_error"], strict=True):
         print(f"stoichgen: warning: row {row + 2}: {reason}", file=sys.stderr)  # the header is line 1
     print(
         f"{len(out) - len(bad)} of {len(out)} rows on the hull of {len(hull):,} known compounds "
-        f"({reference.report.source}); {int((out['e_above_hull'] <= 0).sum())} at or below it",
+        f"({source}); {int((out['e_above_hull'] <= 0).sum())} at or below it",
         file=sys.stderr,
     )
     if args.plot is not None:
@@ -191,7 +222,11 @@ where predicted_property and uncertainty are the surrogate ensemble's mean and c
 With --objective stability the first term is the predicted e_above_hull instead (against every known
 compound of the bundled set; element sets with a pair that no known binary compound holds are skipped,
 since the hull knows nothing there), and --target may be left out. --max-e-hull X keeps candidates at
-most X eV/atom above the known hull.
+most X eV/atom above the known hull. --reference CSV: your own known compounds (formula, formation
+energy in eV/atom) for the hull instead of the bundled set; every bad row is named and refused.
+--target-min A --target-max B instead of --target: the first term is 1 - p_in_range, the probability
+(normal, mean and calibrated spread) that the property lies in [A, B], and the uncertainty term is
+dropped (the probability prices it in); either end may be left out.
 
 --method paper: the paper's pipeline: CondGAN/CondVAE samples decoded at threshold TH, charge
 balanced (--balance), annotated; constraint-violating samples are redrawn, never output.""",
@@ -218,9 +253,18 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
         "targets)",
     )  # fmt: skip
     add_options(gen)
+    add_reference(gen, "guided: known compounds (formula, formation energy eV/atom) for e_above_hull and "
+                  "--objective stability, instead of the bundled set")  # fmt: skip
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.set_defaults(handler=_generate)
+
+
+def add_reference(parser: argparse.ArgumentParser, text: str) -> None:
+    """``--reference CSV`` and its columns, the same for ``generate`` and ``hull``."""
+    parser.add_argument("--reference", metavar="CSV", help=text)
+    parser.add_argument("--reference-composition-column", default="composition", metavar="C")
+    parser.add_argument("--reference-property-column", default="property", metavar="P", help="eV/atom")
 
 
 def add_hull(commands) -> None:
@@ -235,9 +279,7 @@ def add_hull(commands) -> None:
     hu.add_argument("file", metavar="FILE", help="a CSV of candidates")
     hu.add_argument("--composition-column", default="formula", metavar="C")
     hu.add_argument("--property-column", default="predicted_property", metavar="P", help="eV/atom")
-    hu.add_argument("--reference", metavar="CSV", help="known compounds instead of the bundled MP set")
-    hu.add_argument("--reference-composition-column", default="composition", metavar="C")
-    hu.add_argument("--reference-property-column", default="property", metavar="P")
+    add_reference(hu, "known compounds instead of the bundled MP set (bad rows are named and refused)")
     hu.add_argument("--plot", metavar="PNG", help="the phase diagram of a ternary or quaternary system")
     hu.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
     hu.add_argument("--force", action="store_true", help="overwrite an existing output file")

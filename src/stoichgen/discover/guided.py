@@ -29,6 +29,7 @@ from stoichgen.errors import GenerateError, GenerateWarning
 from stoichgen.predict import DEFAULT_SURROGATE, Sampler, Surrogate
 from stoichgen.run import CHECKPOINT, bundled_run_dir
 from stoichgen.space.formulas import fraction_keys
+from stoichgen.space.score import p_in_range
 
 if TYPE_CHECKING:  # the generator owns the method; the method only borrows its models and reference
     from stoichgen.discover.pipeline import Generator
@@ -107,11 +108,34 @@ class GuidedMethod:
             g.warn_extrapolation(targets)
         constraints = Constraints.resolve(g.vocabulary, options.elements, options.require, options.exclude,
                                           options.max_elements)  # fmt: skip
+        if g.hull_given:  # the user's own known compounds must know every element a candidate may hold
+            allowed = [g.vocabulary.symbols[i] for i in np.flatnonzero(constraints.allowed)]
+            missing = [s for s in allowed if s not in g.hull.elements]
+            if missing:
+                more = f" and {len(missing) - 12} more" if len(missing) > 12 else ""
+                shown = ", ".join(missing[:12]) + more
+                raise GenerateError(f"the reference (known compounds) holds no compound of {shown}; restrict "
+                                    f"elements to those it holds ({', '.join(sorted(g.hull.elements))}) or "
+                                    "add compounds of them", field="reference")  # fmt: skip
         frame = _generate(g.surrogate, g, targets, n, constraints, options)
         frame.attrs.update({"method": self.name, "targets": targets.tolist(), "n": n,
                             "seed": options.seed, "constraints": constraints.description,
                             "max_atoms": options.max_atoms})  # fmt: skip
+        if options.target_range is not None:
+            frame.attrs["target_range"] = list(options.target_range)
         return frame
+
+
+def _start_target(target: float, target_range: tuple[float, float] | None) -> float:
+    """Where the starting sets are drawn for a range: its middle, or its finite end when one is open.
+
+    >>> _start_target(float("nan"), (-3.0, -2.0)), _start_target(float("nan"), (float("-inf"), -2.0))
+    (-2.5, -2.0)
+    """
+    if target_range is None:
+        return target
+    low, high = target_range
+    return (low + high) / 2 if np.isfinite(low) and np.isfinite(high) else (low if np.isfinite(low) else high)
 
 
 def _generate(
@@ -131,6 +155,7 @@ def _generate(
     search = Search(
         surrogate.predict_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
         options.include_known, hull if options.objective == "stability" else None,
+        target_range=options.target_range,
     )  # fmt: skip
     placed: dict[Candidate, HullResult] = {}
 
@@ -144,7 +169,7 @@ def _generate(
     progress = tqdm(targets, desc="guided search", unit="target", delay=2, disable=not sys.stderr.isatty())
     for t_index, target in enumerate(progress):
         rng = np.random.default_rng([seed, t_index])
-        starts = start_sets(search, sampler, float(target), seed, rng)
+        starts = start_sets(search, sampler, _start_target(float(target), options.target_range), seed, rng)
         if max_e_hull is None:
             candidates = search.find(float(target), n, starts)
         else:
@@ -169,6 +194,10 @@ def _generate(
     cands = [c for _, _, c in found]
     on_hull = [place(c) for c in cands] if hull is not None else []
     e_hull = [r.e_above_hull for r in on_hull] if on_hull else [np.nan] * len(cands)
+    in_range = np.full(len(cands), np.nan)
+    if options.target_range is not None:
+        means, spreads = np.array([c.mean for c in cands]), np.array([c.spread for c in cands])
+        in_range = p_in_range(means, spreads, options.target_range)
     return schema.frame(
         {
             "target": [t for t, _, _ in found],
@@ -185,6 +214,7 @@ def _generate(
             "e_above_hull_uncertainty": [c.spread if hull is not None else np.nan for c in cands],
             "decomposition": [r.decomposition for r in on_hull] if on_hull else [""] * len(cands),
             "score": [c.score for c in cands],
+            "p_in_range": in_range,
             "source": [c.source for c in cands],
             "charge_neutral": ~intermetallic,
             "intermetallic": intermetallic,

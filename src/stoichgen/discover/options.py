@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +59,10 @@ def _option(default: Any, help: str, kind: str, **spec: Any) -> Any:
 
 def _check(name: str, value: Any, spec: OptionSpec) -> Any:
     """``value`` checked against its spec; ``GenerateError`` naming the option if it does not fit."""
-    if value is None and spec.kind in ("symbols", "int", "float"):
+    if value is None and spec.kind in ("symbols", "int", "float", "range"):
         return value
+    if spec.kind == "range":
+        return _check_range(name, value)
     try:
         if spec.kind == "int":
             lo = None if spec.low is None else int(spec.low)
@@ -79,6 +82,26 @@ def _check(name: str, value: Any, spec: OptionSpec) -> Any:
     except Exception as err:  # InputError of the shared checks: the same words, this room's class
         raise GenerateError(str(err), field=name) from None
     return value
+
+
+def _check_range(name: str, value: Any) -> tuple[float, float]:
+    """A ``(low, high)`` pair of numbers, low below high; ``None`` (or an infinity) leaves one side open.
+
+    >>> _check_range("target_range", [None, -2])
+    (-inf, -2.0)
+    """
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2:
+        raise GenerateError(f"{name} must be a pair (low, high), got {value!r}", field=name)
+    low = -math.inf if value[0] is None else value[0]
+    high = math.inf if value[1] is None else value[1]
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v) for v in (low, high)):
+        raise GenerateError(f"{name} must be a pair of numbers (low, high), got {value!r}", field=name)
+    if not low < high:
+        raise GenerateError(f"{name}: the minimum {low:g} must be below the maximum {high:g} "
+                            f"(--target-min < --target-max)", field=name)  # fmt: skip
+    if math.isinf(low) and math.isinf(high):
+        raise GenerateError(f"{name}: give a finite minimum, maximum or both", field=name)
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -117,10 +140,20 @@ class GuidedOptions(CommonOptions):
     include_known: bool = _option(False, "let training-split formulas through", "bool")
     max_e_hull: float | None = _option(None, "keep candidates at most X eV/atom above the known hull "
                                        "(formation energies only)", "float", metavar="X")  # fmt: skip
+    target_range: tuple[float, float] | None = _option(None, "rank by the probability that the property "
+                                                       "lies in [A, B] (p_in_range), instead of a target; "
+                                                       "one side may be left open", "range",
+                                                       metavar="A")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.target_range is not None and self.objective != "target":
+            raise GenerateError(f"target_range goes with objective 'target' (a property in a range), not "
+                                f"{self.objective!r}", field="target_range")  # fmt: skip
 
     @property
     def needs_target(self) -> bool:
-        return self.objective == "target"
+        return self.objective == "target" and self.target_range is None
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,15 @@ class Generator:
         reference: Reference | None = None,
         surrogate: Surrogate | None = None,
         formation_energy: bool = False,
+        hull: Hull | None = None,
     ):
         self.sampler = sampler
         self.run_dir = None if run_dir is None else Path(run_dir)
         self._reference = reference
         self._nearest: NearestIndex | None = None
         self._chemistry: Chemistry | None = None
-        self._hull: Hull | None = None
+        self._hull = hull  # None: built from the run's data on first use
+        self.hull_given = hull is not None  # the user's own known compounds (read_hull, --reference)
         if surrogate is not None and surrogate.vocabulary != sampler.vocabulary:
             raise GenerateError(
                 f"the surrogate {surrogate.record.source} knows {len(surrogate.vocabulary)} elements, the "
@@ -69,30 +71,42 @@ class Generator:
             )
         self.surrogate = surrogate
         self.formation_energy = formation_energy or sampler.record.data.csv is None  # MP's, or declared
+        if hull is not None and not self.formation_energy:
+            record = sampler.record
+            raise GenerateError(f"a reference hull needs a formation energy; this generator's "
+                                f"{record.property_name!r} comes from {record.data.describe()} (declare "
+                                "formation_energy=True if it is one)", field="reference")  # fmt: skip
 
     @classmethod
     def from_run(
-        cls, path: Path | str, surrogate: Path | str | None = None, formation_energy: bool = False
+        cls,
+        path: Path | str,
+        surrogate: Path | str | None = None,
+        formation_energy: bool = False,
+        hull: Hull | None = None,
     ) -> Generator:
         """Load a generator run directory (or its ``checkpoint.pt``) and, for the guided method, a surrogate
         run (default: the bundled one, when the generator was trained on the same data); ``RunError`` if
-        missing or not a valid run."""
+        missing or not a valid run. ``hull``: known compounds to place candidates against (``read_hull``)
+        instead of the run's data set."""
         path = Path(path)
         sampler = Sampler.from_run(path)
         ensemble = Surrogate.from_run(surrogate) if surrogate is not None else bundled_surrogate_for(sampler)
-        return cls(sampler, path if path.is_dir() else path.parent, None, ensemble, formation_energy)
+        return cls(sampler, path if path.is_dir() else path.parent, None, ensemble, formation_energy, hull)
 
     @classmethod
-    def default(cls) -> Generator:
-        """The bundled models: CondGAN on x^bp and the surrogate ensemble, trained on the MP set (split 0)."""
+    def default(cls, hull: Hull | None = None) -> Generator:
+        """The bundled models: CondGAN on x^bp and the surrogate ensemble, trained on the MP set (split 0);
+        ``hull``: the user's known compounds (``read_hull``) instead of the whole bundled set."""
         run_dir = bundled_run_dir(DEFAULT_MODEL)
         if not (run_dir / CHECKPOINT).is_file():
             raise GenerateError("no bundled default model; give a run directory (model=RUN_DIR)")
-        return cls.from_run(run_dir)
+        return cls.from_run(run_dir, hull=hull)
 
     @property
     def hull(self) -> Hull | None:
-        """The hull of every compound of the run's data when its property is a formation energy."""
+        """The hull of every compound of the run's data when its property is a formation energy, or the
+        one given (the user's known compounds)."""
         if self._hull is None and self.formation_energy:
             self._hull = hull_of(self.sampler.record.load_data())
         return self._hull
@@ -139,7 +153,10 @@ class Generator:
         ``method="guided"`` (default): ranked, valid, unique small formulas (``schema.GUIDED_COLUMNS``);
         ``include_known`` lets training formulas through; ``max_e_hull`` keeps rows at or below it (a
         formation-energy property only); ``objective="stability"`` ranks by predicted e_above_hull and
-        needs no target. ``method="paper"``: rows in draw order (``schema.PAPER_COLUMNS``); ``balance``:
+        needs no target; ``target_range=(A, B)`` instead of a target ranks by ``p_in_range``, the
+        probability that the property lies in [A, B] (``None`` leaves a side open); a ``hull`` given to
+        the generator (``read_hull``) must hold every element a candidate may hold.
+        ``method="paper"``: rows in draw order (``schema.PAPER_COLUMNS``); ``balance``:
         ``"none"``, ``"mh"`` (Sec. 4) or ``"exact"``; ``unique``: first row per (target, formula);
         ``neutral_only``: also redraw rows left not neutral; ``max_iterations``: MH iterations per chain
         (authors: 10,000). Both: ``elements`` (only these), ``require``, ``exclude`` as ``"Li,O"`` or a
@@ -149,6 +166,8 @@ class Generator:
         """
         chosen = self.method(method)
         settings = build_options(method, options)
+        if getattr(settings, "target_range", None) is not None and target is not None:
+            raise GenerateError("give a target or a target_range, not both", field="target_range")
         no_target = not settings.needs_target and target is None
         targets = np.array([np.nan]) if no_target else check_targets(target)
         n = check_int(n, "n", 1, MAX_GENERATE_ROWS)

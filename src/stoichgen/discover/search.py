@@ -98,6 +98,7 @@ class Search:
         include_known: bool = False,
         hull: Hull | None = None,
         rule: Rule = SMACT,
+        target_range: tuple[float, float] | None = None,
     ) -> None:
         self.predict = predict
         self.chemistry = chemistry
@@ -108,6 +109,7 @@ class Search:
         self.include_known = include_known
         self.hull = hull  # given: the stability objective (minimise predicted e_above_hull)
         self.rule = rule
+        self.target_range = target_range  # given: rank by 1 - the probability of lying in it, not a target
         self.scored: dict[tuple[str, ...], SetScores] = {}
 
     # -- element sets --------------------------------------------------------------------------------------
@@ -215,9 +217,11 @@ class Search:
             start += len(counts)
 
     def _objective(self, scores: SetScores, target: float) -> np.ndarray:
-        first = first_term(scores.mean, target, scores.e_hull)
+        first = first_term(scores.mean, target, scores.e_hull, scores.spread, self.target_range)
+        # a range's probability already prices the spread in: not charged twice
+        spread = scores.spread if self.target_range is None else np.zeros_like(scores.spread)
         return score(
-            first, scores.spread, scores.pair_penalty, scores.counts.sum(axis=1), scores.counts.shape[1]
+            first, spread, scores.pair_penalty, scores.counts.sum(axis=1), scores.counts.shape[1]
         )
 
     def best_of(self, elements: tuple[str, ...], target: float) -> float:

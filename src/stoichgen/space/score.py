@@ -4,8 +4,9 @@ split says about known chemistry (``Chemistry``); the guided search and the scre
     score = first + SPREAD_WEIGHT * spread + PAIR_WEIGHT * (share of element pairs that no training
             compound holds) + ATOM_WEIGHT * atoms per formula unit + ELEMENT_WEIGHT * elements
 
-where ``first`` is ``|mean - target|`` (objective ``target``) or the predicted e_above_hull (objective
-``stability``). Lower is better.
+where ``first`` is ``|mean - target|`` (objective ``target``), the predicted e_above_hull (objective
+``stability``), or with a target range ``1 - p_in_range`` (the spread term then weighs 0: the
+probability already prices the spread in). Lower is better.
 
 >>> round(float(score(np.array([0.1]), np.array([0.2]), 0.5, np.array([5]), 2)[0]), 6)
 0.505
@@ -18,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 
 from stoichgen.chem.hull import Hull
 from stoichgen.data import Dataset
 from stoichgen.space.formulas import fraction_keys
 
 __all__ = ["ATOM_WEIGHT", "ELEMENT_WEIGHT", "OBJECTIVES", "PAIR_WEIGHT", "SPREAD_WEIGHT", "Chemistry",
-           "first_term", "hull_of", "score", "substitutes", "describe_score"]  # fmt: skip
+           "first_term", "hull_of", "p_in_range", "score", "substitutes", "describe_score"]  # fmt: skip
 
 SPREAD_WEIGHT = 1.0
 PAIR_WEIGHT = 0.3
@@ -43,9 +45,32 @@ def describe_score() -> str:
     )
 
 
-def first_term(mean: np.ndarray, target: float | None, e_hull: np.ndarray | None) -> np.ndarray:
-    """The objective's term: the predicted e_above_hull when given (objective ``stability``), else the
-    distance to the target (NaN without a target)."""
+def p_in_range(mean: np.ndarray, spread: np.ndarray, target_range: tuple[float, float]) -> np.ndarray:
+    """The probability that the property lies in ``target_range`` (low, high; an unbounded side is
+    ``±inf``) when it is normal with the surrogate's mean and calibrated spread (``scipy.stats.norm``).
+
+    >>> p_in_range(np.array([0.0]), np.array([1.0]), (-1.0, 1.0)).round(4).tolist()
+    [0.6827]
+    """
+    low, high = target_range
+    scale = np.maximum(np.asarray(spread, dtype=float), 1e-12)  # a zero spread: a step, not NaN
+    return norm.cdf(high, loc=mean, scale=scale) - norm.cdf(low, loc=mean, scale=scale)
+
+
+def first_term(
+    mean: np.ndarray,
+    target: float | None,
+    e_hull: np.ndarray | None,
+    spread: np.ndarray | None = None,
+    target_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """The objective's term: with a ``target_range``, 1 − ``p_in_range`` (needs ``spread``); else the
+    predicted e_above_hull when given (objective ``stability``); else the distance to the target (NaN
+    without a target)."""
+    if target_range is not None:
+        if spread is None:
+            raise ValueError("internal error: a target range needs the spread")
+        return 1.0 - p_in_range(mean, spread, target_range)
     if e_hull is not None:
         return e_hull
     return np.abs(mean - target) if target is not None else np.full(len(mean), np.nan)
