@@ -67,6 +67,8 @@ Symbols = str | list[str] | None  # "Li,O" or ["Li", "O"], as in the Python API
 
 def _request_field(spec: OptionSpec, default: Any, high: float | None) -> tuple[Any, Any]:
     """A generation option as a pydantic field: its type, bounds and choices from ``discover.options``."""
+    if spec.kind == "range":  # [A, B]; null leaves a side open (JSON has no infinity)
+        return tuple[float | None, float | None] | None, Field(default, description=spec.help)
     if spec.kind == "symbols":
         return Symbols, Field(default, description=spec.help)
     if spec.kind == "bool":
@@ -246,8 +248,9 @@ class Service:
         """Serve one request (on the worker thread)."""
         generator = self.generator(request.model)
         targets = request.target
-        if targets is None and request.objective == "target":
-            raise RequestError(422, "give a target property value (or the stability objective)", "target")
+        if targets is None and request.objective == "target" and request.target_range is None:
+            raise RequestError(422, "give a target property value (or a target_range, or the stability "
+                               "objective)", "target")  # fmt: skip
         n_targets = len(targets) if isinstance(targets, list) else 1
         if isinstance(targets, list) and not 1 <= n_targets <= MAX_TARGETS:
             raise RequestError(422, f"give 1 to {MAX_TARGETS} targets, got {n_targets}", "target")
@@ -272,6 +275,8 @@ class Service:
             "property": generator.sampler.record.property_name,
             "range": [float(lo), float(hi)],
             "targets": [t for t in frame.attrs.get("targets", []) if not math.isnan(t)],
+            "target_range": [v if math.isfinite(v) else None for v in frame.attrs.get("target_range", [])]
+            or None,
             "columns": list(frame.columns),
             "rows": rows,
             "warnings": [str(w.message) for w in caught if issubclass(w.category, StoichgenWarning)],
