@@ -17,9 +17,19 @@ FRONT = {"model", "target", "n", "method"}  # what a request has besides the opt
 
 
 def _generate_actions() -> dict[str, argparse.Action]:
+    """The generate command's flags by destination (a range's two flags: its first, the minimum)."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.dest: a for a in commands.choices["generate"]._actions}
+    actions: dict[str, argparse.Action] = {}
+    for a in commands.choices["generate"]._actions:
+        actions.setdefault(a.dest, a)
+    return actions
+
+
+def _flags(name: str) -> list[str]:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [s for a in commands.choices["generate"]._actions if a.dest == name for s in a.option_strings]
 
 
 def test_the_cli_and_the_web_offer_exactly_the_options():
@@ -36,7 +46,11 @@ def test_the_cli_and_the_web_offer_exactly_the_options():
 def test_each_option_says_the_same_everywhere(name):
     spec, default, methods = option_specs()[name]
     action = _generate_actions()[name]
-    assert action.option_strings == ["--" + name.replace("_", "-")]
+    if spec.kind == "range":  # target_range: --target-min A --target-max B
+        base = "--" + name.removesuffix("_range").replace("_", "-")
+        assert _flags(name) == [f"{base}-min", f"{base}-max"]
+    else:
+        assert action.option_strings == ["--" + name.replace("_", "-")]
     assert spec.help in action.help and (len(methods) > 1 or action.help.startswith(methods[0]))
     assert action.default is None  # unset on the command line: the method's own default applies
     if spec.choices:

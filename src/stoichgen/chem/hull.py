@@ -173,7 +173,8 @@ def read_hull(
 
     Every row must be usable, since a compound left out silently would move the hull: rows with an
     unparseable formula or an energy that is not a finite number (``nan`` included) are refused together,
-    each named by its line (the header is line 1), in one ``DataError`` whose field is ``reference``.
+    each named by its row as ``stoichgen hull`` names its input rows (the header is row 1), in one
+    ``DataError`` whose field is ``reference``.
     Rows with the same formula are all kept (polymorphs: the hull takes the lowest).
 
     >>> import tempfile
@@ -186,7 +187,7 @@ def read_hull(
     ...     read_hull(path)
     ... except DataError as err:
     ...     print(err.field, str(err).splitlines()[1])
-    reference   line 2: 'Li2O': energy 'nan' is not a finite number
+    reference   row 2: 'Li2O': energy 'nan' is not a finite number
     """
     try:
         table = read_table(path, composition_column, property_column)
@@ -196,19 +197,19 @@ def read_hull(
     energies: list[float] = []
     bad: list[str] = []
     rows = zip(table[composition_column], table[property_column], strict=True)
-    for line, (formula, value) in enumerate(rows, start=2):  # the header is line 1
+    for line, (formula, value) in enumerate(rows, start=2):  # the header is row 1
         try:
             comp = parse_formula(str(formula))
         except FormulaError as err:
-            bad.append(f"line {line}: {formula!r}: {err}")
+            bad.append(f"row {line}: {formula!r}: {err}")
             continue
         try:
             energy = float(str(value).strip())
         except ValueError:
-            bad.append(f"line {line}: {formula!r}: energy {value!r} is not a number")
+            bad.append(f"row {line}: {formula!r}: energy {value!r} is not a number")
             continue
         if not math.isfinite(energy):
-            bad.append(f"line {line}: {formula!r}: energy {value!r} is not a finite number")
+            bad.append(f"row {line}: {formula!r}: energy {value!r} is not a finite number")
             continue
         formulas.append(comp.formula.replace(" ", ""))
         energies.append(energy)
