@@ -174,3 +174,73 @@ def test_cli_hull(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["hull", str(csv), "--property-column", "energy"]) == 2
     assert "missing column 'energy'" in capsys.readouterr().err
+
+
+# --- the range objective and --reference (their API: tests/discover/test_range.py, test_reference.py) -----
+
+TINY = "composition,property\nLi2O,-2.6\nFe2O3,-2.2\nLiFeO2,-2.5\nFeO,-1.9\nLi2O2,-1.9\n"
+
+
+def test_cli_target_range_writes_p_in_range(tmp_path, capsys):
+    out = tmp_path / "range.csv"
+    argv = ["generate", "--target-min", "-2.2", "--target-max", "-1.8", "-n", "4", "--elements", "Li,Fe,P,O"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert "1 - p_in_range [-2.2, -1.8]" in capsys.readouterr().err
+    frame = pd.read_csv(out)
+    assert frame["p_in_range"].between(0, 1).all() and frame["score"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--target-min", "-1.8", "--target-max", "-2.2"], "minimum -1.8 must be below the maximum -2.2"),
+        (["--target-min", "-2", "--target-max", "-2"], "must be below"),
+        (["--target-min", "-2.2", "--target-max", "-1.8", "--target", "-2"], "not both"),
+        (["--target-max", "-1.8", "--objective", "stability"], "not 'stability'"),
+        (["--target-max", "-1.8", "--method", "paper"], "applies to method 'guided' only"),
+    ],
+)
+def test_cli_bad_ranges_exit_2_and_write_nothing(tmp_path, capsys, extra, words):
+    out = tmp_path / "never.csv"
+    assert main(["generate", "-n", "2", *extra, "-o", str(out)]) == 2
+    assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_generate_reference_is_the_hull(tmp_path, capsys):
+    from stoichgen.chem.hull import Hull
+
+    reference = tmp_path / "tiny.csv"
+    reference.write_text(TINY)
+    out = tmp_path / "own.csv"
+    argv = ["generate", "--target", "-1.8", "-n", "4", "--elements", "Li,Fe,O", "--reference", str(reference)]
+    assert main([*argv, "-o", str(out)]) == 0
+    frame = pd.read_csv(out)
+    direct = Hull.from_formulas(["Li2O", "Fe2O3", "LiFeO2", "FeO", "Li2O2"], [-2.6, -2.2, -2.5, -1.9, -1.9])
+    for formula, energy, above in zip(frame["formula"], frame["predicted_property"], frame["e_above_hull"],
+                                      strict=True):  # fmt: skip
+        assert above == pytest.approx(direct.query(formula, energy).e_above_hull, abs=1e-6)
+
+
+def test_cli_bad_references_exit_2_name_each_row_and_write_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("composition,property\nLi2O,-2.6\nFe2O3,nan\nXx2O,-1\n")
+    good = tmp_path / "tiny.csv"
+    good.write_text(TINY)
+    out = tmp_path / "never.csv"
+    base = ["generate", "--target", "-1.8", "-n", "2", "-o", str(out)]
+    assert main([*base, "--elements", "Li,Fe,O", "--reference", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "row 3: 'Fe2O3': energy 'nan' is not a finite number" in err and "row 4: 'Xx2O'" in err
+    assert main([*base, "--elements", "Li,Mn,O", "--reference", str(good)]) == 2
+    assert "holds no compound of Mn" in capsys.readouterr().err
+    assert main([*base, "--method", "paper", "--reference", str(good)]) == 2
+    assert "--reference applies to method 'guided' only" in capsys.readouterr().err
+    assert not out.exists()
+    # hull reads the reference the same way
+    candidates = tmp_path / "candidates.csv"
+    candidates.write_text("formula,predicted_property\nLi5FeO4,-2.0\n")
+    assert main(["hull", str(candidates), "--reference", str(bad), "-o", str(out)]) == 2
+    assert "row 3: 'Fe2O3': energy 'nan' is not a finite number" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["hull", str(candidates), "--reference", str(good)]) == 0
+    assert "of 5 known compounds" in capsys.readouterr().err

@@ -121,6 +121,11 @@ BAD_INPUTS = [
     ({"max_atoms": 1000}, "max_atoms", "less than or equal to"),
     ({"threshold": 1.5}, "threshold", "less than 1"),
     ({"path": "/etc/passwd"}, "path", "unknown field 'path'"),
+    ({"target": None, "target_range": [-1.0, -2.0]}, "target_range", "must be below the maximum"),
+    ({"target_range": [-2.0, -1.0]}, "target_range", "a target or a target_range, not both"),
+    ({"target": None, "target_range": [-2, -1], "objective": "stability"}, "target_range", "not 'stability'"),
+    ({"target": None, "target_range": [-2.0, "x"]}, "target_range", "valid number"),
+    ({"target": None, "target_range": [None, None]}, "target_range", "give a finite minimum"),
 ]
 
 
@@ -267,3 +272,15 @@ def test_ten_concurrent_requests_are_all_answered_one_generation_at_a_time(app, 
     assert [a.json()["targets"] for a in answers] == [[b["target"]] for b in bodies]
     assert [a.json()["rows"] for a in answers[:2]] == alone  # nothing mixed up between requests
     assert most == 1
+
+
+def test_a_target_range_instead_of_a_target(app, client):
+    """The range objective over HTTP: null leaves a side open; the rows are the Python API's."""
+    answer = _post(client, target=None, target_range=[-2.2, None], n=3, elements="Li,Fe,P,O")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["target_range"] == [-2.2, None] and body["targets"] == []
+    generator = app.state.service.generator("cgan-bp")
+    expected = generator.generate(None, n=3, target_range=(-2.2, None), elements="Li,Fe,P,O")
+    assert [r["formula"] for r in body["rows"]] == expected["formula"].tolist()
+    assert [r["p_in_range"] for r in body["rows"]] == pytest.approx(expected["p_in_range"].tolist(), abs=1e-6)
