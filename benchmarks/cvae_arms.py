@@ -1,14 +1,15 @@
 """The CondVAE ablation of docs/reproduction/cvae.md: train one arm on split 0 and evaluate it.
 
 Each arm is a CondVAE trained with ``stoichgen.train.train`` (split 0, seed 0, the default preset as it
-was before this study, ``BEFORE``, with the arm's changes), then evaluated by ``stoichgen evaluate``'s own function on the report's 200 Table-2
-targets of split 0 (256 samples each, seed 0; near() in x^b and, for x^bp runs, x^bp space; beyond-the-
-paper quality on 50 of them, judged by the report's DNN of split 0), plus how much the encoder uses its
-latent (active units, KL per unit, on 5,000 training rows). One JSON file per arm under ``--results``;
+was before this study, ``BEFORE``, with the arm's changes), then evaluated by ``stoichgen evaluate``'s
+own function on the report's 200 Table-2 targets of split 0 (256 samples each, seed 0; near() in x^b
+and, for x^bp runs, x^bp space; beyond-the-paper quality on 50 of them, judged by the report's DNN of
+split 0), plus how much the encoder uses its latent (active units, KL per unit, on 5,000 training
+rows). One JSON file per arm under ``--results``;
 ``--table`` prints the markdown table of every arm found there.
 
 The evaluation arm (``--thresholds RUN_DIR``) re-scores one run's samples with other decoding rules
-before near(): TH 0.03 with renormalisation (the paper's, the default), no threshold, TH without
+before near(): TH 0.03 with renormalisation (the report's), no threshold, TH without
 renormalisation, and the raw decoded vector.
 
 Run:  python benchmarks/cvae_arms.py ARM [ARM ...] [--runs /tmp/cvae-arms]
