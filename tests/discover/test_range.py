@@ -58,7 +58,9 @@ def test_rows_carry_p_in_range_and_are_ranked_by_it(ranged):
             _direct(row.predicted_property, row.uncertainty, *RANGE), abs=1e-9
         )
     assert ranged["score"].is_monotonic_increasing and ranged["rank"].tolist() == list(range(1, 25))
-    assert ranged["p_in_range"].head(10).mean() > 0.9  # a range the Li-Fe-P-O chemistry reaches
+    # a range the Li-Fe-P-O chemistry reaches (reported by members that did not select: lower than the
+    # selection's own 0.99, the winner's curse)
+    assert ranged["p_in_range"].head(10).mean() > 0.6
     assert ranged.attrs["target_range"] == list(RANGE)
 
 

@@ -123,6 +123,9 @@ class GuidedMethod:
                             "max_atoms": options.max_atoms})  # fmt: skip
         if options.target_range is not None:
             frame.attrs["target_range"] = list(options.target_range)
+            # from the mean and spread the rows report (the selection's own would carry its optimism)
+            reported = frame["predicted_property"].to_numpy(), frame["uncertainty"].to_numpy()
+            frame["p_in_range"] = p_in_range(*reported, options.target_range)
         return frame
 
 
@@ -194,10 +197,6 @@ def _generate(
     cands = [c for _, _, c in found]
     on_hull = [place(c) for c in cands] if hull is not None else []
     e_hull = [r.e_above_hull for r in on_hull] if on_hull else [np.nan] * len(cands)
-    in_range = np.full(len(cands), np.nan)
-    if options.target_range is not None:
-        means, spreads = np.array([c.mean for c in cands]), np.array([c.spread for c in cands])
-        in_range = p_in_range(means, spreads, options.target_range)
     return schema.frame(
         {
             "target": [t for t, _, _ in found],
@@ -214,7 +213,7 @@ def _generate(
             "e_above_hull_uncertainty": [c.spread if hull is not None else np.nan for c in cands],
             "decomposition": [r.decomposition for r in on_hull] if on_hull else [""] * len(cands),
             "score": [c.score for c in cands],
-            "p_in_range": in_range,
+            "p_in_range": np.full(len(cands), np.nan),  # GuidedMethod.generate: from the reported columns
             "source": [c.source for c in cands],
             "charge_neutral": ~intermetallic,
             "intermetallic": intermetallic,
