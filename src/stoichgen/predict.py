@@ -26,7 +26,15 @@ from stoichgen.data import MinMaxNormaliser, descriptor_matrix
 from stoichgen.errors import RunError, check_int
 from stoichgen.run import RunRecord, bundled_run_dir
 
-__all__ = ["DEFAULT_SURROGATE", "MAX_SAMPLES", "Predictor", "Sampler", "Surrogate", "bundled_run_dir"]
+__all__ = [
+    "DEFAULT_SURROGATE",
+    "MAX_SAMPLES",
+    "MemberSplit",
+    "Predictor",
+    "Sampler",
+    "Surrogate",
+    "bundled_run_dir",
+]
 
 DEFAULT_SURROGATE = "surrogate-bp"  # resources/models/<name>/: the bundled surrogate ensemble
 
@@ -145,6 +153,117 @@ class Surrogate(Predictor):
     def predict_formulas_with_spread(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread (eV/atom for the bundled set) of formulas; elements must be in the vocabulary."""
         return self.predict_fractions_with_spread(formula_fractions(formulas, self.vocabulary))
+
+    # -- selection and reporting by disjoint members (the winner's curse) ---------------------------------
+
+    def members_fractions(self, x_b: np.ndarray) -> np.ndarray:
+        """Every member's prediction in data units for x^b fractions (N, V), float32 chunks. Shape (K, N)."""
+        x_b = np.asarray(x_b, dtype=np.float32)
+        low = np.asarray(self.normaliser.minimum, dtype=np.float32)
+        inverse_span = (1.0 / self.normaliser._scale).astype(np.float32)
+        descriptors = descriptor_matrix(self.vocabulary).astype(np.float32)
+        parts = []
+        for start in range(0, len(x_b), _CHUNK):
+            part = x_b[start : start + _CHUNK]  # (C, V)
+            if self.representation == "bp":
+                part = np.hstack([part, part @ descriptors])  # (C, V + 58)
+            with torch.no_grad():
+                z = torch.from_numpy((part - low) * inverse_span)  # (C, D), normalised
+                parts.append(self.model.members_predict(z).numpy())  # (K, C, 1)
+        each = np.concatenate(parts, axis=1)[:, :, 0] if parts else np.zeros((len(self.model.members), 0))
+        scale = self.property_normaliser.maximum[0] - self.property_normaliser.minimum[0]
+        return each.astype(float) * scale + self.property_normaliser.minimum[0]  # (K, N)
+
+    @functools.cached_property
+    def member_split(self) -> MemberSplit:
+        """Which members select candidates and which report them, each group with its own spread factor
+        fitted on the run's calibration rows (``MemberSplit.fit``; loads the run's data once)."""
+        return MemberSplit.fit(self)
+
+    def select_fractions_with_spread(self, x_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and calibrated spread of the selecting members (what a search ranks by). Shapes (N,), (N,)."""
+        return self.member_split.estimate(self.members_fractions(x_b), "select")
+
+    def report_fractions_with_spread(self, x_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and calibrated spread of the reporting members, none of which took part in selecting the
+        rows: what is reported for a selected candidate. Shapes (N,), (N,)."""
+        return self.member_split.estimate(self.members_fractions(x_b), "report")
+
+
+CALIBRATION_SHARE = 0.05  # train.py's surrogate calibration share (kept equal by tests/test_predict.py)
+SPREAD_QUANTILE = 0.683  # the share of calibration errors within one spread
+
+
+@dataclass(frozen=True)
+class MemberSplit:
+    """Sample splitting against the winner's curse (Cox 1975; Zöllner & Pritchard 2007 in genetics): the
+    ``select`` members rank candidates, the disjoint ``report`` members give the reported estimate, so a
+    member's lucky error cannot both pick a row and vouch for it. Each group's spread (its members'
+    standard deviation) gets its own factor, the 68.3 % quantile of |error| / std on the rows of the
+    run's training split that no member trained on (train.py's calibration rows), as the full ensemble's
+    ``spread_scale`` was fitted. With fewer than 4 members both groups are the whole ensemble.
+
+    >>> split = MemberSplit((0, 1, 2), (3, 4), 1.5, 3.0)
+    >>> mean, spread = split.estimate(np.array([[0.0], [0.2], [0.4], [1.0], [1.2]]), "report")
+    >>> round(float(mean[0]), 6), round(float(spread[0]), 6)
+    (1.1, 0.3)
+    """
+
+    select: tuple[int, ...]
+    report: tuple[int, ...]
+    select_scale: float
+    report_scale: float
+
+    @staticmethod
+    def groups(k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(select, report) member indices for an ensemble of ``k``: the last k // 2 report (k >= 4).
+
+        >>> MemberSplit.groups(5), MemberSplit.groups(3)
+        (((0, 1, 2), (3, 4)), ((0, 1, 2), (0, 1, 2)))
+        """
+        if k < 4:
+            return tuple(range(k)), tuple(range(k))
+        return tuple(range(k - k // 2)), tuple(range(k - k // 2, k))
+
+    @classmethod
+    def fit(cls, surrogate: Surrogate) -> MemberSplit:
+        """The split of a surrogate run, factors fitted on its calibration rows."""
+        record = surrogate.record
+        select, report = cls.groups(len(surrogate.model.members))
+        train = record.load_split().train
+        x, y = calibration_rows(record, train.x_b(), train.y)
+        each = surrogate.members_fractions(x)  # (K, C)
+        return cls(select, report, spread_factor(each[list(select)], y), spread_factor(each[list(report)], y))
+
+    def estimate(self, each: np.ndarray, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and calibrated spread of one group (``"select"`` or ``"report"``) from every member's
+        predictions ``each`` (K, N). Shapes (N,), (N,)."""
+        if role not in ("select", "report"):
+            raise ValueError(f"role must be 'select' or 'report', not {role!r}")
+        select = role == "select"
+        members, scale = (self.select, self.select_scale) if select else (self.report, self.report_scale)
+        group = each[list(members)]  # (G, N)
+        return group.mean(axis=0), group.std(axis=0) * scale
+
+
+def calibration_rows(record: RunRecord, x_b: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the training split (x_b (N, V), y (N,)) that no member of a surrogate run trained on:
+    train.py's draw, repeated (its own generator, seeded with the run's seed + 1)."""
+    draws = torch.Generator().manual_seed(int(record.train["seed"]) + 1)
+    order = torch.randperm(len(y), generator=draws).numpy()
+    rows = order[: max(1, int(len(order) * CALIBRATION_SHARE))]
+    return x_b[rows], y[rows]
+
+
+def spread_factor(each: np.ndarray, y: np.ndarray) -> float:
+    """The factor that puts 68.3 % of the errors of the members' mean within one scaled standard
+    deviation, for predictions ``each`` (G, N) of rows with true values ``y`` (N,).
+
+    >>> round(spread_factor(np.array([[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]]), np.array([1.0, 2.0, 3.0])), 3)
+    1.366
+    """
+    ratio = np.abs(each.mean(axis=0) - y) / np.maximum(each.std(axis=0), 1e-12)
+    return float(np.quantile(ratio, SPREAD_QUANTILE))
 
 
 class Sampler(_LoadedRun):

@@ -41,15 +41,18 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
     Column("composition", object, "atomic fractions, paper style (`Li0.29O0.57Mn0.14`)"),
     Column("n_elements", np.int64, "number of elements"),
     Column("n_atoms", np.int64, "atoms per reduced formula unit"),
-    Column("predicted_property", float, "the surrogate ensemble's mean"),
-    Column("uncertainty", float, "the surrogate's spread (members' standard deviation, calibrated so "
-           "that about 68 % of held-out errors lie within it)"),
+    Column("predicted_property", float, "the mean of the surrogate members that did not select the row (the "
+           "others rank; against the winner's curse)"),
+    Column("uncertainty", float, "their spread (standard deviation, calibrated so that about 68 % of "
+           "held-out errors lie within it)"),
     Column("e_above_hull", float, "eV/atom above the convex hull of the known compounds (the whole bundled "
            "set) at the predicted formation energy (negative: below it; NaN unless the property is a "
            "formation energy)"),
     Column("e_above_hull_uncertainty", float, "its uncertainty: the surrogate's spread (the hull is fixed, "
            "so one eV/atom of formation energy is one of e_above_hull)"),
     Column("decomposition", object, "the competing known products at that energy (`Li2O + MnO2`)"),
+    Column("p_stable", float, "the probability that the candidate lies at or below the known hull: a normal "
+           "with mean e_above_hull and sd e_above_hull_uncertainty; NaN without a hull"),
     Column("p_in_range", float, "with a target range [A, B] (`--target-min`, `--target-max`): the "
            "probability that the property lies in it, a normal with mean predicted_property and sd "
            "uncertainty; NaN without a range"),
@@ -57,15 +60,22 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
            "(with the stability objective: the predicted e_above_hull; with a target range: 1 − p_in_range, "
            "without the uncertainty term) "
            "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms "
-           "+ 0.02 × n_elements"),
+           "+ 0.02 × n_elements + 0.1 × −log10(oxidation_probability)"),
     Column("source", object, "where the element set came from: `generator` (the CondGAN's samples at "
            "the target), `substitution` (a known compound near the target with one element replaced), "
            "`system` (every set of a small chemical system), `random`, or `move` (a neighbour of a good "
            "set found by the search)"),
-    Column("charge_neutral", bool, "exactly neutral for one oxidation state per element (SMACT's states, "
-           "cations less electronegative than anions)"),
-    Column("intermetallic", bool, "metals only (SMACT accepts these as alloys; no oxidation states)"),
-    Column("smact_valid", bool, "SMACT's `smact_validity` on `formula` (True for every guided row)"),
+    Column("charge_neutral", bool, "exactly neutral for one oxidation state per element of the run's "
+           "table (`oxidation`: common, icsd or all), cations less electronegative than anions"),
+    Column("intermetallic", bool, "metals only, without such an assignment (accepted as an alloy, as SMACT "
+           "does)"),
+    Column("oxidation_states", object, "the most likely neutral assignment, one state per element "
+           "(`Li+ P5+ O2-`); empty for an intermetallic"),
+    Column("oxidation_probability", float, "its likelihood: the product over elements of the share of the "
+           "element's ionic occurrences in the ICSD with that state (pymatgen's table); NaN for an "
+           "intermetallic"),
+    Column("smact_valid", bool, "SMACT's `smact_validity` on `formula` (False, unchecked, when SMACT would "
+           "try more than 20,000 oxidation-state combinations)"),
     *NEAREST_COLUMNS,
     Column("novel", bool, "`formula` is not in the training split (all rows unless `include_known`)"),
 )  # fmt: skip
@@ -101,14 +111,16 @@ SCREEN_COLUMNS: tuple[Column, ...] = (
     Column("system", object, "its chemical system, `Fe-Li-O`"),
     Column("n_elements", np.int64, "number of elements"),
     Column("n_atoms", float, "atoms per reduced formula unit"),
-    Column("predicted_property", float, "the surrogate ensemble's mean"),
-    Column("uncertainty", float, "its calibrated spread"),
+    Column("predicted_property", float, "the mean of the surrogate members that do not rank (`score`)"),
+    Column("uncertainty", float, "their calibrated spread"),
     Column(
         "e_above_hull",
         float,
         "eV/atom above the hull of the known compounds at the predicted energy "
         "(NaN unless the surrogate's property is the bundled set's formation energy)",
     ),  # fmt: skip
+    Column("p_stable", float, "the probability of lying at or below the known hull (normal, sd uncertainty); "
+           "NaN without a hull"),
     Column(
         "score",
         float,
@@ -116,7 +128,11 @@ SCREEN_COLUMNS: tuple[Column, ...] = (
         "stability objective; inf for the stability objective where the hull knows no compound of a "
         "pair of the elements)",
     ),  # fmt: skip
-    Column("charge_neutral", bool, "neutral for one oxidation state per element of the chosen table"),
+    Column("charge_neutral", bool, "neutral for one oxidation state per element of the chosen table "
+           "(`--oxidation`), cations less electronegative than anions"),
+    Column("oxidation_states", object, "the most likely neutral assignment (`Li+ P5+ O2-`); empty for metals "
+           "only"),
+    Column("oxidation_probability", float, "its likelihood (pymatgen's ICSD occurrences; see `generate`)"),
     Column(
         "smact_valid",
         bool,

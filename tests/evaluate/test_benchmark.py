@@ -80,6 +80,15 @@ def test_measure_counts_what_it_says(split):
     assert m["VUN-hit"] == 0.5  # the two new, valid, first occurrences
     m = measure(rows, ConstantJudge(-5.0), known, split.train.vocabulary)  # type: ignore[arg-type]
     assert m["hit ≤0.2"] == 0.0 and m["VUN-hit"] == 0.0
+    assert np.isnan(m["reported error"])  # no method's own estimate given
+
+
+def test_reported_error_is_judge_against_what_the_method_reports(split):
+    known = Known.from_split(split)
+    rows = pd.DataFrame({"target": [-1.0] * 3, "formula": ["LiCl", "NaCl", "KCl"],
+                         "reported": [-1.0, -1.4, np.nan]})  # fmt: skip
+    m = measure(rows, ConstantJudge(-1.15), known, split.train.vocabulary)  # type: ignore[arg-type]
+    assert m["reported error"] == pytest.approx((0.15 + 0.25) / 2)  # the row without a report left out
 
 
 class ScriptedGenerator:
@@ -94,7 +103,7 @@ class ScriptedGenerator:
 
     def generate(self, target, n=256, *, method="guided", **options):
         self.calls.append((method, options))
-        return pd.DataFrame({"formula": self.formulas[:n]})
+        return pd.DataFrame({"formula": self.formulas[:n], "predicted_property": -1.1})
 
 
 def test_run_methods_asks_each_method_at_each_target(split):
@@ -102,6 +111,8 @@ def test_run_methods_asks_each_method_at_each_target(split):
     methods = ("paper", "paper+exact", "guided")
     rows, seconds = run_methods(generator, split, [-1.0, -2.0], n=2, methods=methods, log=lambda _: None)
     assert rows.groupby(["method", "target"]).size().tolist() == [2] * 6
+    assert (rows.loc[rows["method"] == "guided", "reported"] == -1.1).all()
+    assert rows.loc[rows["method"] != "guided", "reported"].isna().all()
     assert ("paper", {"balance": "exact"}) in generator.calls and set(seconds) == set(methods)
     ranked = rank_by_surrogate(generator, ["LiCl", "NaCl", "KCl"], -1.0, 2)  # type: ignore[arg-type]
     assert ranked == ["NaCl", "LiCl"]  # predictions 0, -1, -2 at target -1: NaCl on it, then ties in order

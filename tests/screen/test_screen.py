@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Element
 
 from stoichgen.chem.composition import formula_fractions
 from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.discover.search import Search
 from stoichgen.screen import Scorer, ScreenError, ScreenSpec, plan, run_screen
 from stoichgen.screen import backends as screen_run
+from stoichgen.space.assign import TABLES
 from stoichgen.space.formulas import formula_text
 
 SPACE = {"elements": ("Li", "Mn", "Fe", "O"), "max_atoms": 12, "target": -2.0}
@@ -26,13 +27,45 @@ def _whole(spec: ScreenSpec, scorer: Scorer) -> pd.DataFrame:
     return pd.concat([scorer.score(spec, chunk) for chunk in plan(spec)], ignore_index=True)
 
 
+def _brute_force_count(elements: tuple[str, ...], max_atoms: int) -> int:
+    """Every reduced count vector of every 2-4 element subset, kept when all its elements are metals
+    (pymatgen), or some choice of common states is neutral with cations less electronegative than anions
+    (SMACT's Pauling values): the screen's space for oxidation 'common', written the slow way."""
+    import itertools
+    import math
+
+    import smact
+    from pymatgen.core import Element
+
+    from stoichgen.chem.oxidation import oxidation_states
+
+    total = 0
+    for k in (2, 3, 4):
+        for subset in itertools.combinations(elements, k):
+            metals = all(Element(e).is_metal for e in subset)
+            chi = [smact.Element(e).pauling_eneg for e in subset]
+            states = [[s for s in oxidation_states(e, "common") if s] for e in subset]
+            for counts in itertools.product(range(1, max_atoms), repeat=k):
+                if sum(counts) > max_atoms or math.gcd(*counts) != 1:
+                    continue
+                total += metals or any(
+                    sum(n * q for n, q in zip(counts, choice, strict=True)) == 0
+                    and max(x for x, q in zip(chi, choice, strict=True) if q > 0)
+                    < min(x for x, q in zip(chi, choice, strict=True) if q < 0)
+                    for choice in itertools.product(*states)
+                    if any(q > 0 for q in choice) and any(q < 0 for q in choice)
+                )
+    return total
+
+
 def test_plan_covers_every_formula_once_in_chunks_of_at_most_chunk_rows():
     whole = plan(ScreenSpec(**SPACE))
     small = plan(ScreenSpec(**SPACE, chunk_rows=7))
-    assert sum(c.rows for c in whole) == sum(c.rows for c in small) == 91
+    expected = _brute_force_count(SPACE["elements"], SPACE["max_atoms"])
+    assert sum(c.rows for c in whole) == sum(c.rows for c in small) == expected > 91  # 91 ionic + alloys
     assert all(c.rows <= 7 for c in small) and [c.index for c in small] == list(range(len(small)))
     pieces = [(p.elements, i) for c in small for p in c.pieces for i in range(p.start, p.stop)]
-    assert len(pieces) == len(set(pieces)) == 91
+    assert len(pieces) == len(set(pieces)) == expected
 
 
 def test_scores_agree_with_the_readable_per_formula_checks(scorer):
@@ -42,7 +75,9 @@ def test_scores_agree_with_the_readable_per_formula_checks(scorer):
     frame = _whole(spec, scorer)
     formulas = list(frame["formula"])
     assert frame["smact_valid"].tolist() == smact_valid_guarded(formulas)
-    assert frame["charge_neutral"].all() and len(set(formulas)) == len(formulas)
+    metals = frame["system"].map(lambda system: all(Element(e).is_metal for e in system.split("-")))
+    assert (frame["charge_neutral"] | metals).all() and len(set(formulas)) == len(formulas)
+    assert (frame["oxidation_states"] != "").tolist() == frame["charge_neutral"].tolist()
     mean, spread = scorer.surrogate.predict_formulas_with_spread(formulas)
     np.testing.assert_allclose(frame["predicted_property"], mean, atol=1e-5)
     np.testing.assert_allclose(frame["uncertainty"], spread, atol=1e-5)
@@ -69,16 +104,17 @@ def test_scores_agree_with_the_readable_per_formula_checks(scorer):
 def test_the_score_is_the_guided_searchs(scorer):
     spec = ScreenSpec(elements=("Li", "Mn", "O"), max_atoms=10, target=-2.0)
     frame = _whole(spec, scorer)
-    search = Search(scorer.surrogate.predict_fractions_with_spread, scorer.chemistry,
-                    frozenset(("Li", "Mn", "O")), max_atoms=10, include_known=True)  # fmt: skip
+    search = Search(scorer.surrogate.select_fractions_with_spread, scorer.chemistry,
+                    frozenset(("Li", "Mn", "O")), max_atoms=10, include_known=True,
+                    rule=TABLES["common"])  # fmt: skip
     search.score_sets([("Li", "O"), ("Mn", "O"), ("Li", "Mn", "O")])
-    guided = {}  # the search's space uses SMACT's states, the screen pymatgen's: compare where both are
+    guided = {}  # the same table on both sides: every formula and score the same
     for elements, scores in search.scored.items():
         for counts, value in zip(scores.counts, search._objective(scores, -2.0), strict=True):
             guided[formula_text(elements, counts)] = value
     ours = dict(zip(frame["formula"], frame["score"], strict=True))
     both = sorted(set(guided) & set(ours))
-    assert len(both) >= 10
+    assert len(both) >= 10 and set(guided) <= set(ours)  # the screen also holds the Li-Mn alloys
     np.testing.assert_allclose([ours[f] for f in both], [guided[f] for f in both], atol=1e-5)
 
 
@@ -99,7 +135,8 @@ def test_candidates_keep_their_order_and_bad_rows_their_place(scorer):
 def test_top_rows_and_files(tmp_path):
     everything = run_screen(ScreenSpec(**SPACE, chunk_rows=10), tmp_path / "all.parquet", workers=1)
     best = run_screen(ScreenSpec(**SPACE, chunk_rows=10, top=7), tmp_path / "top.parquet", workers=1)
-    assert (everything.rows, everything.chunks, best.rows) == (91, 10, 7)
+    expected = _brute_force_count(SPACE["elements"], SPACE["max_atoms"])
+    assert (everything.rows, everything.chunks, best.rows) == (expected, -(-expected // 10), 7)
     frame = pd.read_parquet(tmp_path / "all.parquet")
     expected = frame.sort_values("score", kind="stable").head(7).reset_index(drop=True)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "top.parquet"), expected)

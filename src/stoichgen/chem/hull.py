@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
+from scipy.stats import norm
 
 from stoichgen.chem.composition import parse_formula
 from stoichgen.chem.validity import SYMBOL
 from stoichgen.data import read_table
 from stoichgen.errors import DataError, FormulaError, InputError
 
-__all__ = ["Hull", "HullResult", "MAX_SYSTEM_ELEMENTS", "read_hull"]
+__all__ = ["Hull", "HullResult", "MAX_SYSTEM_ELEMENTS", "p_stable", "read_hull"]
 
 MAX_SYSTEM_ELEMENTS = 10  # 2^10 subsystems to gather; no MP composition has more than 8 elements
 BAD_ROWS_SHOWN = 50  # a reference's bad rows named in one error
@@ -219,3 +220,15 @@ def read_hull(
         raise DataError(f"{path}: {len(bad)} bad rows of known compounds; fix or remove them:\n"
                         f"{listed}{more}", field="reference")  # fmt: skip
     return Hull(formulas, energies)
+
+
+def p_stable(e_above_hull: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """P(e_above_hull <= 0) when it is normal with mean ``e_above_hull`` and sd ``spread`` (the hull is
+    fixed, so the energy's spread is e_above_hull's); NaN where either is NaN (no hull). Shape (N,).
+
+    >>> p_stable(np.array([0.0, -0.1, np.nan]), np.array([0.1, 0.1, 0.1])).round(3).tolist()
+    [0.5, 0.841, nan]
+    """
+    e_above_hull, spread = np.asarray(e_above_hull, dtype=float), np.asarray(spread, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return norm.cdf(-e_above_hull / spread)

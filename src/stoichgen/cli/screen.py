@@ -71,7 +71,11 @@ def add_screen(commands) -> None:
         "--max-atoms", type=int_in(2, MAX_ENUMERATION_ATOMS), default=20, metavar="N",
         help="atoms per reduced formula unit (default 20)",
     )  # fmt: skip
-    sc.add_argument("--oxidation", choices=OXIDATION_TABLES, default="common", help="pymatgen's table")
+    sc.add_argument(
+        "--oxidation", choices=OXIDATION_TABLES, default="common",
+        help="oxidation states: common (pymatgen's common states, default), icsd (SMACT's ICSD-24 states, as "
+        "the guided search) or all; cations less electronegative than anions, or metals only",
+    )  # fmt: skip
     sc.add_argument("--target", type=float, metavar="Y", help="score by the distance to this property")
     sc.add_argument("--objective", choices=OBJECTIVES, default="target", help="or 'stability'")
     sc.add_argument("--top", type=int_in(1, 10_000_000), metavar="K", help="keep the best K rows by score")

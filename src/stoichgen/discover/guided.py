@@ -20,14 +20,15 @@ from tqdm import tqdm
 
 from stoichgen import schema
 from stoichgen.chem.composition import DEFAULT_THRESHOLD, paper_string, threshold_fractions
-from stoichgen.chem.hull import HullResult
-from stoichgen.chem.validity import SMACT_METALS
+from stoichgen.chem.hull import HullResult, p_stable
+from stoichgen.chem.validity import SMACT_METALS, smact_valid_guarded
 from stoichgen.discover.constraints import Constraints
 from stoichgen.discover.options import GuidedOptions
 from stoichgen.discover.search import DEFAULT_MAX_ELEMENTS, Candidate, Search
 from stoichgen.errors import GenerateError, GenerateWarning
 from stoichgen.predict import DEFAULT_SURROGATE, Sampler, Surrogate
 from stoichgen.run import CHECKPOINT, bundled_run_dir
+from stoichgen.space.assign import TABLES
 from stoichgen.space.formulas import fraction_keys
 from stoichgen.space.score import p_in_range
 
@@ -141,6 +142,14 @@ def _start_target(target: float, target_range: tuple[float, float] | None) -> fl
     return (low + high) / 2 if np.isfinite(low) and np.isfinite(high) else (low if np.isfinite(low) else high)
 
 
+def _fractions(candidates: list[Candidate], vocabulary) -> np.ndarray:
+    """The candidates' x^b fractions. Shape (M, V)."""
+    x = np.zeros((len(candidates), len(vocabulary)))  # (M, V)
+    for row, c in enumerate(candidates):
+        x[row, [vocabulary.index(s) for s in c.elements]] = np.asarray(c.counts) / sum(c.counts)
+    return x
+
+
 def _generate(
     surrogate: Surrogate,
     g: Generator,
@@ -156,8 +165,8 @@ def _generate(
     required = tuple(vocabulary.symbols[i] for i in constraints.required)
     max_elements = constraints.max_elements or DEFAULT_MAX_ELEMENTS
     search = Search(
-        surrogate.predict_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
-        options.include_known, hull if options.objective == "stability" else None,
+        surrogate.select_fractions_with_spread, chemistry, allowed, required, max_elements, max_atoms,
+        options.include_known, hull if options.objective == "stability" else None, TABLES[options.table],
         target_range=options.target_range,
     )  # fmt: skip
     placed: dict[Candidate, HullResult] = {}
@@ -177,7 +186,12 @@ def _generate(
             candidates = search.find(float(target), n, starts)
         else:
             pool = search.find(float(target), HULL_REFILL * n, starts)
-            candidates = [c for c in pool if place(c).e_above_hull <= max_e_hull][:n]
+            # kept by the e_above_hull the rows will report (the reporting members' energy), so every row
+            # returned shows e_above_hull <= max_e_hull
+            reported, _ = surrogate.report_fractions_with_spread(_fractions(pool, vocabulary))
+            shift = reported - np.array([c.mean for c in pool])
+            kept = [place(c).e_above_hull + d <= max_e_hull for c, d in zip(pool, shift, strict=True)]
+            candidates = [c for c, ok in zip(pool, kept, strict=True) if ok][:n]
         if len(candidates) < n:
             hull_limit = "" if max_e_hull is None else f", e_above_hull <= {max_e_hull:g}"
             warnings.warn(
@@ -189,14 +203,18 @@ def _generate(
         found += [(float(target), rank, c) for rank, c in enumerate(candidates, start=1)]
     if not found:
         return schema.empty_frame(schema.GUIDED_COLUMNS)
-    x = np.zeros((len(found), len(vocabulary)))  # (M, V) fractions
-    for row, (_, _, c) in enumerate(found):
-        x[row, [vocabulary.index(s) for s in c.elements]] = np.asarray(c.counts) / sum(c.counts)
-    distance, index = nearest.query(x)
-    intermetallic = np.array([set(c.elements) <= SMACT_METALS for _, _, c in found])
     cands = [c for _, _, c in found]
+    x = _fractions(cands, vocabulary)  # (M, V)
+    distance, index = nearest.query(x)
+    neutral = np.array([bool(c.states) for c in cands])  # an assignment of the table: neutral
+    intermetallic = ~neutral & np.array([set(c.elements) <= SMACT_METALS for c in cands])
     on_hull = [place(c) for c in cands] if hull is not None else []
     e_hull = [r.e_above_hull for r in on_hull] if on_hull else [np.nan] * len(cands)
+    # reported by the members that did not select (predict.MemberSplit: the winner's curse); the hull is
+    # fixed, so e_above_hull moves with the energy and the decomposition stays
+    mean, spread = surrogate.report_fractions_with_spread(x)  # (M,), (M,)
+    e_hull = np.asarray(e_hull, dtype=float) + mean - np.array([c.mean for c in cands])
+    e_hull_spread = spread if hull is not None else np.full(len(cands), np.nan)
     return schema.frame(
         {
             "target": [t for t, _, _ in found],
@@ -207,17 +225,20 @@ def _generate(
             ],  # fmt: skip
             "n_elements": [len(c.elements) for c in cands],
             "n_atoms": [sum(c.counts) for c in cands],
-            "predicted_property": [c.mean for c in cands],
-            "uncertainty": [c.spread for c in cands],
+            "predicted_property": mean,
+            "uncertainty": spread,
             "e_above_hull": e_hull,
-            "e_above_hull_uncertainty": [c.spread if hull is not None else np.nan for c in cands],
+            "e_above_hull_uncertainty": e_hull_spread,
+            "p_stable": p_stable(e_hull, e_hull_spread),
             "decomposition": [r.decomposition for r in on_hull] if on_hull else [""] * len(cands),
             "score": [c.score for c in cands],
             "p_in_range": np.full(len(cands), np.nan),  # GuidedMethod.generate: from the reported columns
             "source": [c.source for c in cands],
-            "charge_neutral": ~intermetallic,
+            "charge_neutral": neutral,
             "intermetallic": intermetallic,
-            "smact_valid": np.ones(len(found), dtype=bool),  # the search returns only what SMACT accepts
+            "oxidation_states": [c.oxidation_states for c in cands],
+            "oxidation_probability": [c.probability for c in cands],
+            "smact_valid": smact_valid_guarded([c.formula for c in cands]),
             "nearest_formula": [reference.formulas[i] for i in index],
             "nearest_property": reference.y[index],
             "nearest_distance": distance,

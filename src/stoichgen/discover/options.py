@@ -57,9 +57,14 @@ def _option(default: Any, help: str, kind: str, **spec: Any) -> Any:
     return field(default=default, metadata={"spec": OptionSpec(help, kind, **spec)})
 
 
+def _none_is_the_methods(name: str) -> bool:
+    """Options whose None means "the method's own default" (``oxidation``)."""
+    return name in ("oxidation",)
+
+
 def _check(name: str, value: Any, spec: OptionSpec) -> Any:
     """``value`` checked against its spec; ``GenerateError`` naming the option if it does not fit."""
-    if value is None and spec.kind in ("symbols", "int", "float", "range"):
+    if value is None and (spec.kind in ("symbols", "int", "float", "range") or _none_is_the_methods(name)):
         return value
     if spec.kind == "range":
         return _check_range(name, value)
@@ -118,6 +123,12 @@ class CommonOptions:
                              high=MAX_EXACT_ATOMS)  # fmt: skip
     seed: int = _option(0, "random seed: the same inputs and seed give the same rows", "int", low=0,
                         high=SEED_MAX)  # fmt: skip
+    oxidation: str | None = _option(None, "oxidation states a formula may use: 'common' (pymatgen's "
+                                    "common states), 'icsd' (ICSD-derived: SMACT's ICSD-24 states for the "
+                                    "guided search and the screen, pymatgen's ICSD states for the paper's "
+                                    "balancing) or 'all' (default: icsd for guided, ranked by how likely its "
+                                    "states are; common for paper)", "choice", choices=OXIDATION_TABLES,
+                                    label="oxidation table")  # fmt: skip
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -155,6 +166,11 @@ class GuidedOptions(CommonOptions):
     def needs_target(self) -> bool:
         return self.objective == "target" and self.target_range is None
 
+    @property
+    def table(self) -> str:
+        """The oxidation table of the search: SMACT's ICSD-24 states unless asked otherwise."""
+        return self.oxidation or "icsd"
+
 
 @dataclass(frozen=True)
 class PaperOptions(CommonOptions):
@@ -162,14 +178,17 @@ class PaperOptions(CommonOptions):
 
     balance: str = _option("mh", "valence balancing (default mh)", "choice", choices=BALANCE_METHODS,
                            label="balancing method")  # fmt: skip
-    oxidation: str = _option("common", "oxidation states (default common)", "choice",
-                             choices=OXIDATION_TABLES, label="oxidation table")  # fmt: skip
     threshold: float = _option(DEFAULT_THRESHOLD, f"TH (default {DEFAULT_THRESHOLD})", "float", low=0.0,
                                high=1.0, open_interval=True)  # fmt: skip
     neutral_only: bool = _option(False, "redraw rows left not charge neutral", "bool")
     unique: bool = _option(False, "keep one row per reduced formula (first)", "bool")
     max_rounds: int = _option(DEFAULT_MAX_ROUNDS, f"redraw rounds at most (default {DEFAULT_MAX_ROUNDS})",
                               "int", low=0, high=1000)  # fmt: skip
+    @property
+    def table(self) -> str:
+        """The oxidation table of balancing: pymatgen's common states unless asked otherwise."""
+        return self.oxidation or "common"
+
     max_iterations: int = _option(GENERATE_MAX_ITERATIONS, f"MH iterations (default "
                                   f"{GENERATE_MAX_ITERATIONS}; the authors' 10000)", "int", low=1,
                                   high=MAX_ITERATIONS)  # fmt: skip

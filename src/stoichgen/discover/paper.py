@@ -93,7 +93,7 @@ class PaperMethod:
         seed, neutral_only = o.seed, o.neutral_only
         balancing = {
             "method": o.balance,
-            "oxidation": o.oxidation,
+            "oxidation": o.table,
             "threshold": float(o.threshold),
             "max_iterations": o.max_iterations,
             "max_atoms": o.max_atoms,
@@ -129,7 +129,7 @@ class PaperMethod:
                 "targets": targets.tolist(),
                 "n": n,
                 "balance": o.balance,
-                "oxidation": o.oxidation,
+                "oxidation": o.table,
                 "threshold": float(o.threshold),
                 "max_iterations": o.max_iterations,
                 "max_atoms": o.max_atoms,

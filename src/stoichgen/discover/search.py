@@ -30,6 +30,7 @@ import numpy as np
 
 from stoichgen.chem.hull import Hull
 from stoichgen.chem.validity import smact_valid
+from stoichgen.space.assign import assign, oxidation_text, rarity
 from stoichgen.space.formulas import (
     DEFAULT_MAX_ATOMS,
     SMACT,
@@ -37,6 +38,7 @@ from stoichgen.space.formulas import (
     candidate_counts,
     formula_text,
     fraction_keys,
+    rule_accepts,
 )
 from stoichgen.space.score import Chemistry, first_term, score, substitutes
 
@@ -61,10 +63,16 @@ class Candidate:
     spread: float
     score: float
     source: str
+    states: tuple[int, ...] = ()  # the most likely neutral oxidation state per element; () for an alloy
+    probability: float = math.nan  # its likelihood (space.assign); NaN for an alloy
 
     @property
     def formula(self) -> str:
         return formula_text(self.elements, self.counts)
+
+    @property
+    def oxidation_states(self) -> str:
+        return oxidation_text(self.elements, np.array(self.states)) if self.states else ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ class SetScores:
     novel: np.ndarray  # (M,) bool
     pair_penalty: float
     e_hull: np.ndarray | None = None  # (M,) predicted e_above_hull, with the stability objective
+    states: np.ndarray | None = None  # (M, k) the most likely neutral assignment (zeros: an alloy)
+    probability: np.ndarray | None = None  # (M,) its likelihood, NaN for an alloy
+    rarity: np.ndarray | float = 0.0  # (M,) what the score charges for unusual chemistry
 
 
 class Search:
@@ -187,7 +198,8 @@ class Search:
             counts = candidate_counts(elements, self.max_atoms, self.rule)[:SCORED_PER_SET]
             if not len(counts):
                 empty = np.zeros(0)
-                self.scored[elements] = SetScores(counts, empty, empty, empty.astype(bool), 0.0, empty)
+                self.scored[elements] = SetScores(counts, empty, empty, empty.astype(bool), 0.0, empty,
+                                                  counts, empty, empty)  # fmt: skip
                 continue
             x = np.zeros((len(counts), len(self.chemistry.symbols)))
             cols = [self.chemistry.index(s) for s in elements]
@@ -213,7 +225,9 @@ class Search:
                 e_hull = np.full(len(counts), np.inf)
                 if self.hull.pairs_covered(frozenset(elements)):
                     e_hull = self.hull.e_above_hull_many(elements, x[rows][:, idx], mean[rows])
-            self.scored[elements] = SetScores(counts, mean[rows], spread[rows], novel[rows], unseen, e_hull)
+            states, probability = assign(elements, counts, self.rule)
+            self.scored[elements] = SetScores(counts, mean[rows], spread[rows], novel[rows], unseen, e_hull,
+                                              states, probability, rarity(probability, elements, self.rule))
             start += len(counts)
 
     def _objective(self, scores: SetScores, target: float) -> np.ndarray:
@@ -221,8 +235,9 @@ class Search:
         # a range's probability already prices the spread in: not charged twice
         spread = scores.spread if self.target_range is None else np.zeros_like(scores.spread)
         return score(
-            first, spread, scores.pair_penalty, scores.counts.sum(axis=1), scores.counts.shape[1]
-        )
+            first, spread, scores.pair_penalty, scores.counts.sum(axis=1), scores.counts.shape[1],
+            scores.rarity,
+        )  # fmt: skip
 
     def best_of(self, elements: tuple[str, ...], target: float) -> float:
         scores = self.scored[elements]
@@ -263,7 +278,9 @@ class Search:
             for i in usable[np.argsort(objective[usable], kind="stable")][:per_set]:
                 counts = tuple(int(c) for c in scores.counts[i])
                 mean, spread = float(scores.mean[i]), float(scores.spread[i])
-                rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source))
+                states = tuple(int(q) for q in scores.states[i]) if scores.states[i].any() else ()
+                rows.append(Candidate(elements, counts, mean, spread, float(objective[i]), source, states,
+                                      float(scores.probability[i])))  # fmt: skip
         return sorted(rows, key=lambda c: (c.score, c.formula))
 
     def _pick(self, target: float, n: int, origin: dict[tuple[str, ...], str]) -> list[Candidate]:
@@ -271,10 +288,14 @@ class Search:
         if len(rows) < 2 * n:  # a small space: more formulas per element set rather than too few rows
             rows = self._ranked(target, origin, None)
         chosen: list[Candidate] = []
-        formulas = [c.formula for c in rows[: 4 * n]]
-        valid = dict(zip(formulas, smact_valid(formulas), strict=True))  # belt and braces: SMACT itself
-        for candidate, formula in zip(rows, formulas, strict=False):
-            if valid[formula]:
+        # belt and braces: the rule itself once more (for SMACT's rule, SMACT's own check)
+        head = rows[: 4 * n]
+        if self.rule == SMACT:
+            valid = smact_valid([c.formula for c in head]).tolist()
+        else:
+            valid = [bool(rule_accepts(c.elements, np.array([c.counts]), self.rule)[0]) for c in head]
+        for candidate, ok in zip(head, valid, strict=True):
+            if ok:
                 chosen.append(candidate)
             if len(chosen) == n:
                 break

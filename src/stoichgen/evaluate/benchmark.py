@@ -168,11 +168,25 @@ def measure(rows: pd.DataFrame, judge: Judge, known: Known, vocabulary: Vocabula
         "unique": float(first.mean()),
         "novel": float(novel.mean()),
         "rediscovered": float(rediscovered.mean()),
+        # what a method says of its own rows (guided: predicted_property) against the judge; NaN for
+        # methods that report no property
+        "reported error": _reported_error(rows, judge, x),
         "VUN-hit": float((first & (novel | rediscovered) & valid & (error <= 0.2)).mean()),
         "elements": float(np.mean([len(c) for c in comps])),
         "atoms median": float(np.median(atoms)),
         "atoms p90": float(np.percentile(atoms, 90)),
     }
+
+
+def _reported_error(rows: pd.DataFrame, judge: Judge, x: np.ndarray) -> float:
+    """Mean |judge − reported property| over rows with a ``reported`` value (NaN when none has one)."""
+    if "reported" not in rows:
+        return float("nan")
+    reported = rows["reported"].to_numpy(dtype=float)
+    has = np.isfinite(reported)
+    if not has.any():
+        return float("nan")
+    return float(np.abs(judge.predict_fractions(x[has]) - reported[has]).mean())
 
 
 # --- the run ------------------------------------------------------------------------------------------------
@@ -186,7 +200,8 @@ def run_methods(
     methods: Sequence[str] = METHODS,
     log: Callable[[str], None] = print,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Candidates of every method at every target: rows (method, target, formula) and seconds per target."""
+    """Candidates of every method at every target: rows (method, target, formula, reported: the property
+    the method reports for the row, NaN if none) and seconds per target."""
     known = Known.from_split(split)
     frames, seconds = [], {}
     pool: list[str] | None = None
@@ -207,8 +222,12 @@ def run_methods(
                         generator, substitute_candidates(split, known, target), target, n
                     )
                 else:
-                    found = generator.generate(target, n, method="guided")["formula"].tolist()
-            frames.append(pd.DataFrame({"method": method, "target": float(target), "formula": found}))
+                    guided = generator.generate(target, n, method="guided")
+                    found, reported = guided["formula"].tolist(), guided["predicted_property"].to_numpy()
+            if method != "guided":
+                reported = np.full(len(found), np.nan)
+            frames.append(pd.DataFrame({"method": method, "target": float(target), "formula": found,
+                                        "reported": reported}))  # fmt: skip
         seconds[method] = (time.perf_counter() - started) / len(targets)
         log(f"{method}: {seconds[method]:.1f} s per target")
     return pd.concat(frames, ignore_index=True), seconds

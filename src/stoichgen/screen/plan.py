@@ -1,8 +1,10 @@
 """What a screen covers and how it is cut into chunks: ``ScreenSpec``, ``plan``.
 
 Every reduced formula over subsets of the given elements (between ``min_elements`` and ``max_elements``
-of them, each count >= 1, at most ``max_atoms`` atoms) that is exactly neutral for one oxidation state
-per element (``space.candidate_counts``: built, not filtered), or a user's own list of formulas. Chunks are
+of them, each count >= 1, at most ``max_atoms`` atoms) that the candidate space of the run's oxidation
+table accepts (``space.assign.TABLES``: exactly neutral for one state per element with cations less
+electronegative than anions, or metals only; ``space.candidate_counts``), or a user's own list of
+formulas. Chunks are
 whole element sets packed up to ``chunk_rows`` rows (a larger set cut into slices), or ``chunk_rows``
 rows of the list; their order is the output's order.
 
@@ -23,7 +25,8 @@ from pymatgen.core import Element
 
 from stoichgen.chem.oxidation import OXIDATION_TABLES
 from stoichgen.errors import StoichgenError, check_choice, check_int, check_number
-from stoichgen.space.formulas import MAX_ENUMERATION_ATOMS, Rule, candidate_counts
+from stoichgen.space.assign import TABLES
+from stoichgen.space.formulas import MAX_ENUMERATION_ATOMS, candidate_counts
 from stoichgen.space.score import OBJECTIVES
 
 __all__ = ["CHUNK_ROWS", "Chunk", "Piece", "ScreenError", "ScreenSpec", "describe_space", "plan", "subsets"]
@@ -120,7 +123,7 @@ def plan(spec: ScreenSpec) -> list[Chunk]:
     pieces: list[Piece] = []
     size = 0
     for elements in subsets(spec):
-        total = len(candidate_counts(elements, spec.max_atoms, Rule(spec.oxidation)))
+        total = len(candidate_counts(elements, spec.max_atoms, TABLES[spec.oxidation]))
         start = 0
         while start < total:
             stop = min(total, start + spec.chunk_rows - size)

@@ -24,7 +24,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from stoichgen.chem.composition import parse_formula
-from stoichgen.chem.oxidation import charge_neutral
+from stoichgen.chem.hull import p_stable
 from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.errors import FormulaError
 from stoichgen.nearest import NearestIndex
@@ -32,7 +32,8 @@ from stoichgen.predict import DEFAULT_SURROGATE, Surrogate
 from stoichgen.run import bundled_run_dir
 from stoichgen.schema import ERROR_COLUMN, SCREEN_COLUMNS, Column
 from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec
-from stoichgen.space.formulas import SMACT, Rule, candidate_counts, formula_text, fraction_keys, rule_accepts
+from stoichgen.space.assign import TABLES, assign, oxidation_text, rarity
+from stoichgen.space.formulas import SMACT, candidate_counts, formula_text, fraction_keys, rule_accepts
 from stoichgen.space.score import Chemistry, first_term, hull_of, score
 
 __all__ = ["ERROR_COLUMN", "SCREEN_COLUMNS", "Scorer", "check_spec", "top_rows"]
@@ -94,7 +95,7 @@ class Scorer:
                 return self._score_candidates(spec, spec.candidates[chunk.start : chunk.stop])
             parts = []
             for piece in chunk.pieces:
-                every = candidate_counts(piece.elements, spec.max_atoms, Rule(spec.oxidation))
+                every = candidate_counts(piece.elements, spec.max_atoms, TABLES[spec.oxidation])
                 counts = every[piece.start : piece.stop]  # (M, k)
                 smact = rule_accepts(piece.elements, counts, SMACT)
                 parts.append(self._score_set(spec, piece.elements, counts.astype(float), smact, None))
@@ -108,7 +109,10 @@ class Scorer:
         fractions = counts / atoms[:, None]  # (M, k)
         x = np.zeros((len(counts), len(self.vocabulary)))  # (M, V)
         x[:, cols] = fractions
-        mean, spread = self.surrogate.predict_fractions_with_spread(x)
+        # ranked by some members, reported by the others (predict.MemberSplit: the winner's curse)
+        each = self.surrogate.members_fractions(x)  # (K, M)
+        mean, spread = self.surrogate.member_split.estimate(each, "select")
+        reported, reported_spread = self.surrogate.member_split.estimate(each, "report")
         e_hull = np.full(len(x), np.nan)
         if self.hull is not None:
             e_hull = self.hull.e_above_hull_many(elements, fractions, mean)
@@ -117,21 +121,25 @@ class Scorer:
             hull_term = e_hull if self.hull.pairs_covered(frozenset(elements)) else np.full(len(x), np.inf)
         first = first_term(mean, spec.target, hull_term)
         distance, nearest = self.nearest.query_within(cols, fractions)
-        neutral = np.ones(len(x), dtype=bool)
+        rule = TABLES[spec.oxidation]
+        states, probability = assign(elements, counts.astype(np.int64), rule)  # (M, k), (M,)
+        neutral = ~np.isnan(probability)  # an assignment of the run's table: neutral, as in generate
         if formulas is None:
             formulas = [formula_text(elements, c) for c in counts.astype(np.int64)]
-        else:
-            neutral = charge_neutral(x, self.vocabulary, oxidation=spec.oxidation)
         return pd.DataFrame({
             "formula": formulas,
             "system": "-".join(sorted(elements)),
             "n_elements": len(elements),
             "n_atoms": atoms,
-            "predicted_property": mean,
-            "uncertainty": spread,
-            "e_above_hull": e_hull,
-            "score": score(first, spread, self.chemistry.unseen_pairs(elements), atoms, len(elements)),
+            "predicted_property": reported,
+            "uncertainty": reported_spread,
+            "e_above_hull": e_hull + reported - mean,  # the hull is fixed: it moves with the energy
+            "p_stable": p_stable(e_hull + reported - mean, reported_spread),
+            "score": score(first, spread, self.chemistry.unseen_pairs(elements), atoms, len(elements),
+                           rarity(probability, elements, rule)),
             "charge_neutral": neutral,
+            "oxidation_states": [oxidation_text(elements, s) for s in states],
+            "oxidation_probability": probability,
             "smact_valid": smact,
             "known": [key in self.known for key in fraction_keys(x)],
             "nearest_formula": self.formulas[nearest],

@@ -103,8 +103,20 @@ def state_choices(elements: tuple[str, ...], rule: Rule) -> np.ndarray:
     return table
 
 
+@functools.cache
+def _pymatgen_metal(symbol: str) -> bool:
+    return bool(Element(symbol).is_metal)
+
+
 def _is_alloy(elements: Sequence[str], rule: Rule) -> bool:
-    return rule.alloys and len(elements) >= 2 and set(elements) <= SMACT_METALS
+    """Metals only, accepted without oxidation states: SMACT's metals for SMACT's own rule, pymatgen's
+    (no metalloids) for pymatgen's tables, so that a "common" candidate is neutral or metals only by
+    pymatgen's own definitions."""
+    if not rule.alloys or len(elements) < 2:
+        return False
+    if rule.table == "smact":
+        return set(elements) <= SMACT_METALS
+    return all(_pymatgen_metal(e) for e in elements)
 
 
 @functools.cache

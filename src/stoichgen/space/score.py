@@ -3,6 +3,7 @@ split says about known chemistry (``Chemistry``); the guided search and the scre
 
     score = first + SPREAD_WEIGHT * spread + PAIR_WEIGHT * (share of element pairs that no training
             compound holds) + ATOM_WEIGHT * atoms per formula unit + ELEMENT_WEIGHT * elements
+            + RARITY_WEIGHT * (-log10 of the oxidation-state assignment's likelihood, space.assign)
 
 where ``first`` is ``|mean - target|`` (objective ``target``), the predicted e_above_hull (objective
 ``stability``), or with a target range ``1 - p_in_range`` (the spread term then weighs 0: the
@@ -25,13 +26,16 @@ from stoichgen.chem.hull import Hull
 from stoichgen.data import Dataset
 from stoichgen.space.formulas import fraction_keys
 
-__all__ = ["ATOM_WEIGHT", "ELEMENT_WEIGHT", "OBJECTIVES", "PAIR_WEIGHT", "SPREAD_WEIGHT", "Chemistry",
-           "first_term", "hull_of", "p_in_range", "score", "substitutes", "describe_score"]  # fmt: skip
+__all__ = ["ATOM_WEIGHT", "ELEMENT_WEIGHT", "OBJECTIVES", "PAIR_WEIGHT", "RARITY_WEIGHT", "SPREAD_WEIGHT",
+           "Chemistry", "first_term", "hull_of", "p_in_range", "score", "substitutes",
+           "describe_score"]  # fmt: skip
 
 SPREAD_WEIGHT = 1.0
 PAIR_WEIGHT = 0.3
 ATOM_WEIGHT = 0.003
 ELEMENT_WEIGHT = 0.02  # simpler chemistry first: real compounds average 3.4 elements
+# usual oxidation states first at equal fit: Li4PO3 (P2+, likelihood 0.008) pays 0.2 more than Li3PO4
+RARITY_WEIGHT = 0.1
 OBJECTIVES = ("target", "stability")  # hit the target, or minimise the predicted e_above_hull
 
 
@@ -40,8 +44,8 @@ def describe_score() -> str:
     return (
         "    score = |predicted_property - target| + uncertainty\n"
         f"            + {PAIR_WEIGHT:g} x (share of element pairs no training compound holds)\n"
-        f"            + {ATOM_WEIGHT:g} x atoms per formula unit + {ELEMENT_WEIGHT:g} x elements"
-        "       (lower is better)"
+        f"            + {ATOM_WEIGHT:g} x atoms per formula unit + {ELEMENT_WEIGHT:g} x elements\n"
+        f"            + {RARITY_WEIGHT:g} x -log10(likelihood of the oxidation states)   (lower is better)"
     )
 
 
@@ -82,6 +86,7 @@ def score(
     unseen_pairs: float | np.ndarray,
     atoms: np.ndarray,
     n_elements: int,
+    rarity: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """What the guided search and the screen rank by, lower is better (module docstring)."""
     return (
@@ -90,6 +95,7 @@ def score(
         + PAIR_WEIGHT * unseen_pairs
         + ATOM_WEIGHT * atoms
         + ELEMENT_WEIGHT * n_elements
+        + RARITY_WEIGHT * rarity
     )
 
 
