@@ -54,6 +54,4 @@ def test_the_common_table_is_plausible_by_construction():
             comp = Composition(dict(zip(elements, row, strict=True)))
             common = {e: list(Species(e).element.common_oxidation_states) for e in elements}
             guesses = comp.oxi_state_guesses(oxi_states_override=common)
-                oxi_states_override={e: list(Species(e).element.common_oxidation_states) for e in elements}
-            )
             assert guesses or all(el.is_metal for el in comp), comp
