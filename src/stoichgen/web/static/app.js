@@ -2,7 +2,7 @@
 "use strict";
 
 const STATES = ["", "allowed", "required", "excluded"]; // a click moves an element to the next one
-const FIELDS = ["model", "target", "n", "method", "balance", "max_elements", "objective", "seed",
+const FIELDS = ["model", "target", "n", "method", "balance", "oxidation", "max_elements", "objective", "seed",
   "elements", "require", "exclude"];
 // the results table: [column, heading, how to show a row's value]
 const SHOWN = [
@@ -11,6 +11,8 @@ const SHOWN = [
   ["formula", "formula"],
   ["predicted_property", "predicted ± uncertainty"],
   ["e_above_hull", "e above hull (eV/atom)"],
+  ["oxidation_states", "oxidation states"],
+  ["oxidation_probability", "their likelihood"],
   ["charge_neutral", "charge neutral"],
   ["smact_valid", "SMACT valid"],
   ["novel", "novel"],
@@ -140,6 +142,7 @@ function buildRequest() {
   const target = $("target").value.trim();
   if (target !== "" || body.objective === "target") body.target = numberOrText(target);
   if (body.method === "paper") body.balance = $("balance").value;
+  if ($("oxidation").value !== "") body.oxidation = $("oxidation").value;
   if ($("max_elements").value.trim() !== "") body.max_elements = numberOrText($("max_elements").value);
   if (allowed.length) body.elements = [...allowed, ...required];
   if (required.length) body.require = required;
