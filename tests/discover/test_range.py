@@ -12,7 +12,7 @@ import pytest
 import stoichgen
 from stoichgen.discover.options import GuidedOptions
 from stoichgen.discover.search import Search
-from stoichgen.errors import GenerateError
+from stoichgen.errors import GenerateError, GenerateWarning
 from stoichgen.space.score import SPREAD_WEIGHT, first_term, p_in_range
 
 RANGE = (-2.2, -1.8)
@@ -131,3 +131,9 @@ def test_bad_ranges_are_refused_naming_the_field(generator, target, options, mes
 def test_options_hold_a_checked_pair():
     assert GuidedOptions(target_range=[-3, None]).target_range == (-3.0, math.inf)
     assert not GuidedOptions(target_range=(-3, -2)).needs_target and GuidedOptions().needs_target
+
+
+def test_a_range_out_of_reach_is_said(generator):
+    with pytest.warns(GenerateWarning, match=r"no candidate is likely in \[-9, -8\]"):
+        frame = generator.generate(None, n=3, target_range=(-9.0, -8.0), elements=SYSTEM)
+    assert (frame["p_in_range"] < 0.05).all()

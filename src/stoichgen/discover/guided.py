@@ -40,6 +40,7 @@ __all__ = ["DEFAULT_SURROGATE", "GuidedMethod", "bundled_surrogate_for", "start_
 HULL_REFILL = 4  # with max_e_hull: candidates drawn per row wanted, before the hull filter
 GENERATOR_SEEDS = 256  # samples drawn from the generator per target for its element sets
 RANDOM_SEEDS = 100  # random element sets per target
+UNREACHED = 0.05  # with a target range: below this p_in_range for every row, the user is told
 
 
 def start_sets(
@@ -127,6 +128,12 @@ class GuidedMethod:
             # from the mean and spread the rows report (the selection's own would carry its optimism)
             reported = frame["predicted_property"].to_numpy(), frame["uncertainty"].to_numpy()
             frame["p_in_range"] = p_in_range(*reported, options.target_range)
+            if len(frame) and frame["p_in_range"].max() < UNREACHED:
+                low, high = options.target_range
+                warnings.warn(f"no candidate is likely in [{low:g}, {high:g}] (p_in_range at most "
+                              f"{frame['p_in_range'].max():.2g}): the rows are ranked by the realism terms "
+                              f"alone; the training range is [{g.property_range[0]:.4g}, "
+                              f"{g.property_range[1]:.4g}]", GenerateWarning, stacklevel=3)  # fmt: skip
         return frame
 
 
