@@ -137,6 +137,9 @@ def main() -> None:
         f"the 58 elemental descriptors over a composition's elements, element count, fractions), fitted "
         f"on the training split; **test-split MAE {judge_error.mean():.3f} eV/atom**. No method uses it.",
         f"Realism, {realism}. {space}.",
+        "`reported error`: mean |judge − predicted_property| for methods that report an estimate of their "
+        "own rows (guided); whether those estimates survive selection (the winner's curse): "
+        "[selection.md](selection.md).",
         "## The paper's ten Table-5 targets, all rows", markdown(overall),
         "## Per target", markdown(targets),
         f"## Beyond the training range (targets {outside[0]} and {outside[1]}; training split "
