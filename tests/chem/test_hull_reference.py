@@ -48,3 +48,20 @@ def test_unreadable_references_name_the_field(write_csv, text, columns, message)
     assert err.value.field == "reference"
     with pytest.raises(DataError, match="no such file"):
         read_hull(write_csv(text).parent / "missing.csv")
+
+
+def test_the_bundled_sets_rows_read_back_give_the_bundled_hull(tmp_path):
+    """read_hull and hull_of (the bundled set's reading) agree on the same compounds."""
+    from stoichgen.data import load_mp_formation_energy
+    from stoichgen.space.score import hull_of
+
+    dataset = load_mp_formation_energy()
+    system = {"Li", "Fe", "P", "O"}
+    rows = dataset.frame[dataset.frame["composition"].map(lambda c: {el.symbol for el in c} <= system)]
+    path = tmp_path / "lifepo.csv"
+    rows[["formula", "property"]].rename(columns={"formula": "composition"}).to_csv(path, index=False)
+    mine, bundled = read_hull(path), hull_of(dataset)
+    for formula, energy in [("LiFePO4", -2.5), ("Li3Fe2(PO4)3", -2.4), ("Fe2P", -0.3), ("Li5FeO4", -2.0)]:
+        assert mine.query(formula, energy).e_above_hull == pytest.approx(
+            bundled.query(formula, energy).e_above_hull, abs=1e-9
+        )
