@@ -21,7 +21,14 @@ from stoichgen.data import load_mp_formation_energy, split_dataset
 from stoichgen.discover import search as search_module
 from stoichgen.discover.pipeline import Generator
 from stoichgen.discover.search import DEFAULT_MAX_ATOMS, DEFAULT_MAX_ELEMENTS
-from stoichgen.evaluate.benchmark import METHODS, TABLE5_TARGETS, per_target, run_methods, table
+from stoichgen.evaluate.benchmark import (
+    METHODS,
+    TABLE5_TARGETS,
+    TABLE_METHODS,
+    per_target,
+    run_methods,
+    table,
+)
 from stoichgen.evaluate.judge import Judge
 
 
@@ -85,7 +92,7 @@ def extrapolation(dataset, judge: Judge, runs: list[str], n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="write the Markdown report here")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join((*METHODS, *TABLE_METHODS)))
     parser.add_argument("-n", type=int, default=256)
     parser.add_argument(
         "--ablation", action="store_true", help="also guided with each term of the score switched off"
@@ -110,7 +117,8 @@ def main() -> None:
     rows, seconds = run_methods(generator, split, TABLE5_TARGETS, args.n, methods)
     overall = table(rows, seconds, judge, split)
     targets = per_target(rows, judge, split)
-    beyond_rows, beyond_seconds = run_methods(generator, split, outside, args.n, methods)
+    plain = [m for m in methods if ":" not in m]
+    beyond_rows, beyond_seconds = run_methods(generator, split, outside, args.n, plain)
     beyond = per_target(beyond_rows, judge, split)
 
     test = split.test.frame
@@ -139,7 +147,10 @@ def main() -> None:
         f"Realism, {realism}. {space}.",
         "`reported error`: mean |judge − predicted_property| for methods that report an estimate of their "
         "own rows (guided); whether those estimates survive selection (the winner's curse): "
-        "[selection.md](selection.md).",
+        "[selection.md](selection.md). `neutral or metal`: the plausible share (neutral for one of "
+        "pymatgen's common oxidation states per element, or metals only); `guided:common` and `guided:all` "
+        "are the guided search with `--oxidation common` / `all` (the default is `icsd`, ranked by the "
+        "assignment's likelihood).",
         "## The paper's ten Table-5 targets, all rows", markdown(overall),
         "## Per target", markdown(targets),
         f"## Beyond the training range (targets {outside[0]} and {outside[1]}; training split "
