@@ -18,7 +18,6 @@ import numpy as np
 from common import cpu, publish
 from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.data import load_mp_formation_energy, split_dataset
-from stoichgen.discover import search as search_module
 from stoichgen.discover.pipeline import Generator
 from stoichgen.discover.search import DEFAULT_MAX_ATOMS, DEFAULT_MAX_ELEMENTS
 from stoichgen.evaluate.benchmark import (
@@ -30,6 +29,7 @@ from stoichgen.evaluate.benchmark import (
     table,
 )
 from stoichgen.evaluate.judge import Judge
+from stoichgen.space import score as search_module
 
 
 def markdown(frame) -> str:
@@ -44,7 +44,7 @@ def ablation(generator: Generator, split, judge: Judge, n: int) -> str:
     """Guided with each term of the score switched off, one at a time (measured after the weights were
     fixed; not used to choose them)."""
     terms = {"spread": "SPREAD_WEIGHT", "unseen pairs": "PAIR_WEIGHT", "atoms": "ATOM_WEIGHT",
-             "elements": "ELEMENT_WEIGHT"}  # fmt: skip
+             "elements": "ELEMENT_WEIGHT", "oxidation rarity": "RARITY_WEIGHT"}  # fmt: skip
     lines = []
     for label, name in [("all terms", None), *terms.items()]:
         saved = getattr(search_module, name) if name else None
