@@ -56,11 +56,11 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
     Column("p_in_range", float, "with a target range [A, B] (`--target-min`, `--target-max`): the "
            "probability that the property lies in it, a normal with mean predicted_property and sd "
            "uncertainty; NaN without a range"),
-    Column("score", float, "what the rows are ranked by, lower is better: abs(predicted_property − target) "
-           "(with the stability objective: the predicted e_above_hull; with a target range: 1 − p_in_range, "
-           "without the uncertainty term) "
-           "+ uncertainty + 0.3 × share of element pairs no training compound holds + 0.003 × n_atoms "
-           "+ 0.02 × n_elements + 0.1 × −log10(oxidation_probability)"),
+    Column("score", float, "what the rows are ranked by, lower is better: abs(mean − target) (with the "
+           "stability objective: the predicted e_above_hull; with a target range: 1 − P(in range), without "
+           "the spread term) + spread + 0.3 × share of element pairs no training compound holds + 0.003 × "
+           "n_atoms + 0.02 × n_elements + 0.1 × −log10(oxidation_probability); mean and spread are the "
+           "ranking members' (3 of the surrogate's 5), not the reported columns'"),
     Column("source", object, "where the element set came from: `generator` (the CondGAN's samples at "
            "the target), `substitution` (a known compound near the target with one element replaced), "
            "`system` (every set of a small chemical system), `random`, or `move` (a neighbour of a good "
