@@ -24,8 +24,8 @@ from common import cpu, publish
 from stoichgen.chem.composition import formula_fractions
 from stoichgen.chem.oxidation import charge_neutral
 from stoichgen.chem.validity import smact_valid_guarded
-from stoichgen.space.formulas import fraction_keys
 from stoichgen.screen import Scorer, ScreenSpec, plan, run_screen
+from stoichgen.space.formulas import fraction_keys
 
 BIG = ("Li", "Na", "K", "Mg", "Ca", "Sr", "Ba", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Al", "O", "S", "F", "Cl",
        "N", "P")  # fmt: skip
