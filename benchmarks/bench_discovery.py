@@ -9,6 +9,7 @@ Prints the tables and writes them (Markdown) with the command and the machine.
 from __future__ import annotations
 
 import argparse
+import importlib
 import platform
 import sys
 import time
@@ -29,7 +30,6 @@ from stoichgen.evaluate.benchmark import (
     table,
 )
 from stoichgen.evaluate.judge import Judge
-from stoichgen.space import score as search_module
 
 
 def markdown(frame) -> str:
@@ -45,6 +45,7 @@ def ablation(generator: Generator, split, judge: Judge, n: int) -> str:
     fixed; not used to choose them)."""
     terms = {"spread": "SPREAD_WEIGHT", "unseen pairs": "PAIR_WEIGHT", "atoms": "ATOM_WEIGHT",
              "elements": "ELEMENT_WEIGHT", "oxidation rarity": "RARITY_WEIGHT"}  # fmt: skip
+    search_module = importlib.import_module("stoichgen.space.score")  # the module, not space.score's function
     lines = []
     for label, name in [("all terms", None), *terms.items()]:
         saved = getattr(search_module, name) if name else None
