@@ -10,7 +10,7 @@ from pymatgen.core import Composition, Element
 from stoichgen.chem.composition import formula_fractions
 from stoichgen.chem.validity import smact_valid_guarded
 from stoichgen.discover.search import Search
-from stoichgen.screen import Scorer, ScreenError, ScreenSpec, plan, run_screen
+from stoichgen.screen import SCREEN_COLUMNS, Scorer, ScreenError, ScreenSpec, plan, run_screen
 from stoichgen.screen import backends as screen_run
 from stoichgen.space.assign import TABLES
 from stoichgen.space.formulas import formula_text
@@ -191,3 +191,10 @@ def test_the_readme_lists_the_screen_columns():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert markdown_table(SCREEN_COLUMNS) in readme
+
+
+def test_a_space_without_formulas_writes_an_empty_table_with_the_columns(tmp_path):
+    result = run_screen(ScreenSpec(elements=("O", "F"), max_atoms=6), tmp_path / "none.parquet", workers=1)
+    frame = pd.read_parquet(tmp_path / "none.parquet")
+    assert result.rows == 0 and len(frame) == 0
+    assert list(frame.columns) == [c.name for c in SCREEN_COLUMNS]

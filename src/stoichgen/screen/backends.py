@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from stoichgen.errors import StoichgenError
 from stoichgen.io import atomic_path, check_output
+from stoichgen.schema import SCREEN_COLUMNS, empty_frame
 from stoichgen.screen.plan import Chunk, ScreenError, ScreenSpec, describe_space, plan
 from stoichgen.screen.scoring import Scorer, check_spec, top_rows
 
@@ -172,6 +173,9 @@ def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None) -> i
                 rows += table.num_rows
             if writer is not None:
                 writer.close()
+            else:  # nothing to screen: an empty table with the screen's columns, never a 0-byte file
+                empty = pa.Table.from_pandas(empty_frame(SCREEN_COLUMNS), preserve_index=False)
+                pq.write_table(empty, temporary)
         else:
             best = None
             for name in names:
