@@ -10,7 +10,7 @@ rows of the list; their order is the output's order.
 
 >>> spec = ScreenSpec(elements=("Li", "Fe", "O"), max_atoms=8, chunk_rows=4)
 >>> [len(c.pieces) for c in plan(spec)], sum(c.rows for c in plan(spec))
-([3, 1], 8)
+([1, 1, 1, 1, 1, 3, 1, 1], 29)
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ known (in the surrogate's data set) or new, the nearest known compound (``Neares
 numbers do not depend on the backend or on the worker's cores.
 
 >>> from stoichgen.screen.plan import ScreenSpec, plan
->>> spec = ScreenSpec(elements=("Li", "Fe", "O"), max_atoms=8, target=-2.0)
+>>> spec = ScreenSpec(elements=("Li", "O", "F"), max_atoms=8, target=-2.0)
 >>> frame = Scorer.default().score(spec, plan(spec)[0])
->>> frame[["formula", "smact_valid", "known"]].head(3).values.tolist()
-[['Li2O', True, True], ['FeO', True, True], ['Fe2O3', True, True]]
+>>> frame[["formula", "oxidation_states", "known"]].head(3).values.tolist()
+[['Li2O', 'Li+ O2-', True], ['LiF', 'Li+ F-', True], ['Li3OF', 'Li+ O2- F-', False]]
 """
 
 from __future__ import annotations
