@@ -194,3 +194,34 @@ def test_generate_on_the_page(server, browser, downloads):
     driver.find_element(By.ID, "generate").click()
     WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "error-n").text)
     assert "1000" in driver.find_element(By.ID, "error-n").text
+
+
+def test_range_objective_on_the_page(server, browser):
+    """"In a range" asks for target_range: the target box is off, the rows carry P(in range), highest first,
+    and P(at or below hull); an empty interval is refused beside the range."""
+    driver = browser
+    driver.get(server)
+    WebDriverWait(driver, 120).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready")
+    )
+    driver.find_element(By.CSS_SELECTOR, '#objective option[value="range"]').click()
+    assert driver.find_element(By.ID, "range-field").is_displayed()
+    assert not driver.find_element(By.ID, "target").is_enabled()
+
+    _set(driver, "target_min", "-1.8")
+    _set(driver, "target_max", "-2.2")
+    driver.find_element(By.ID, "generate").click()
+    WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "error-target_range").text)
+    assert "target_range" in driver.find_element(By.ID, "error-target_range").text
+
+    _set(driver, "target_min", "-2.2")
+    _set(driver, "target_max", "-1.8")
+    _set(driver, "n", "10")
+    _generate(driver)
+    headings, rows = _table(driver)
+    assert len(rows) == 10 and "P(in range)" in headings and "P(at or below hull)" in headings
+    inside = [float(row[headings.index("P(in range)")]) for row in rows]
+    stable = [float(row[headings.index("P(at or below hull)")]) for row in rows if row[headings.index(
+        "P(at or below hull)")] != "—"]  # fmt: skip
+    assert all(0.0 <= p <= 1.0 for p in inside + stable)
+    assert inside[0] >= inside[-1]  # the rows come ranked by it

@@ -2,7 +2,7 @@
 "use strict";
 
 const STATES = ["", "allowed", "required", "excluded"]; // a click moves an element to the next one
-const FIELDS = ["model", "target", "n", "method", "balance", "oxidation", "max_elements", "objective", "seed",
+const FIELDS = ["model", "target", "target_range", "n", "method", "balance", "oxidation", "max_elements", "objective", "seed",
   "elements", "require", "exclude"];
 // the results table: [column, heading, how to show a row's value]
 const SHOWN = [
@@ -10,7 +10,9 @@ const SHOWN = [
   ["target", "target"],
   ["formula", "formula"],
   ["predicted_property", "predicted ± uncertainty"],
+  ["p_in_range", "P(in range)"],
   ["e_above_hull", "e above hull (eV/atom)"],
+  ["p_stable", "P(at or below hull)"],
   ["oxidation_states", "oxidation states"],
   ["oxidation_probability", "their likelihood"],
   ["charge_neutral", "charge neutral"],
@@ -79,7 +81,10 @@ function chooseModel(name) {
   $("target-range").textContent = `training range ${m.range[0].toFixed(2)} to ${m.range[1].toFixed(2)}`;
   for (const option of $("method").options) option.disabled = !m.methods.includes(option.value);
   if (!m.methods.includes($("method").value)) $("method").value = m.methods[0];
-  for (const option of $("objective").options) option.disabled = !m.objectives.includes(option.value);
+  // "range" is the target objective asked as an interval (target_range)
+  for (const option of $("objective").options) {
+    option.disabled = !m.objectives.includes(option.value === "range" ? "target" : option.value);
+  }
   if (!m.objectives.includes($("objective").value)) $("objective").value = "target";
   drawTable();
   syncFields();
@@ -87,6 +92,9 @@ function chooseModel(name) {
 
 function syncFields() {
   const stability = $("objective").value === "stability";
+  const range = $("objective").value === "range";
+  $("range-field").hidden = !range;
+  $("target").disabled = stability || range;
   $("method").disabled = stability;
   if (stability) $("method").value = "guided";
   $("balance").disabled = $("method").value !== "paper";
@@ -97,7 +105,7 @@ function checkTarget() {
   const warning = $("target-warning");
   warning.textContent = "";
   const text = $("target").value.trim();
-  if ($("objective").value === "stability" || text === "") return;
+  if ($("objective").value !== "target" || text === "") return;
   const value = Number(text);
   if (Number.isFinite(value) && (value < page.model.range[0] || value > page.model.range[1])) {
     warning.textContent = "Outside the training range: this is extrapolation, expect candidates off target.";
@@ -134,13 +142,16 @@ function buildRequest() {
   const allowed = marked("allowed"), required = marked("required"), excluded = marked("excluded");
   const body = {
     model: page.model.name,
-    objective: $("objective").value,
+    objective: $("objective").value === "range" ? "target" : $("objective").value,
     method: $("method").value,
     n: numberOrText($("n").value),
     seed: numberOrText($("seed").value),
   };
   const target = $("target").value.trim();
-  if (target !== "" || body.objective === "target") body.target = numberOrText(target);
+  if ($("objective").value === "range") {
+    const side = (id) => ($(id).value.trim() === "" ? null : numberOrText($(id).value));
+    body.target_range = [side("target_min"), side("target_max")];
+  } else if (body.objective === "target") body.target = numberOrText(target);  // stability: no target
   if (body.method === "paper") body.balance = $("balance").value;
   if ($("oxidation").value !== "") body.oxidation = $("oxidation").value;
   if ($("max_elements").value.trim() !== "") body.max_elements = numberOrText($("max_elements").value);
@@ -221,7 +232,9 @@ function showResults() {
 function shownColumns() {
   const columns = new Set(page.result.columns);
   const multiTarget = page.result.targets.length > 1;
-  return SHOWN.filter(([name]) => columns.has(name) && (name !== "target" || multiTarget));
+  const ranged = page.result.rows.some((row) => row.p_in_range !== null && row.p_in_range !== undefined);
+  return SHOWN.filter(([name]) => columns.has(name) && (name !== "target" || multiTarget)
+    && (name !== "p_in_range" || ranged));
 }
 
 function cellText(row, name) {
