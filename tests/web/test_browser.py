@@ -197,8 +197,8 @@ def test_generate_on_the_page(server, browser, downloads):
 
 
 def test_range_objective_on_the_page(server, browser):
-    """"In a range" asks for target_range: the target box is off, the rows carry P(in range), highest first,
-    and P(at or below hull); an empty interval is refused beside the range."""
+    """"In a range" asks for target_range: the target box is off, the ranked rows carry P(in range) and
+    P(at or below hull); an empty interval is refused beside the range."""
     driver = browser
     driver.get(server)
     WebDriverWait(driver, 120).until(
@@ -224,4 +224,5 @@ def test_range_objective_on_the_page(server, browser):
     stable = [float(row[headings.index("P(at or below hull)")]) for row in rows if row[headings.index(
         "P(at or below hull)")] != "—"]  # fmt: skip
     assert all(0.0 <= p <= 1.0 for p in inside + stable)
-    assert inside[0] >= inside[-1]  # the rows come ranked by it
+    assert max(inside) > 0.5  # [-2.2, -1.8] eV/atom is well inside the bundled model's reach
+    assert [int(row[headings.index("rank")]) for row in rows] == list(range(1, 11))
