@@ -11,7 +11,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +25,10 @@ import torch
 from torch import nn
 
 from stoichgen.chem.composition import Vocabulary, formula_fractions
+from stoichgen.chem.hull import Hull, p_stable
 from stoichgen.data import MinMaxNormaliser, descriptor_matrix
 from stoichgen.errors import RunError, check_int
+from stoichgen.io import atomic_write_text
 from stoichgen.run import RunRecord, bundled_run_dir
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "MemberSplit",
     "Predictor",
     "Sampler",
+    "StabilityCalibration",
     "Surrogate",
     "bundled_run_dir",
 ]
@@ -175,6 +181,28 @@ class Surrogate(Predictor):
         return each.astype(float) * scale + self.property_normaliser.minimum[0]  # (K, N)
 
     @functools.cached_property
+    def stability_calibration(self) -> StabilityCalibration:
+        """The run's recalibration of ``p_stable`` (``StabilityCalibration``): read from the run directory's
+        ``p_stable.json`` when it belongs to this checkpoint, else fitted (about 20 s for the bundled set)
+        and written there for next time (a read-only run directory is fitted again per process)."""
+        checkpoint = Path(self.record.source)
+        digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint.is_file() else ""
+        stored = checkpoint.parent / STABILITY_CALIBRATION
+        try:
+            payload = json.loads(stored.read_text())
+            if digest and payload.get("checkpoint_sha256") == digest:
+                return StabilityCalibration(tuple(payload["knots"]), tuple(payload["values"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent, damaged or another checkpoint's: fitted afresh below
+        calibration = StabilityCalibration.fit(self)
+        # a read-only run (an installed package) keeps the fit for this process only
+        if digest:
+            with contextlib.suppress(OSError):
+                atomic_write_text(stored, json.dumps({"checkpoint_sha256": digest, "knots": calibration.knots,
+                                                      "values": calibration.values}))  # fmt: skip
+        return calibration
+
+    @functools.cached_property
     def member_split(self) -> MemberSplit:
         """Which members select candidates and which report them, each group with its own spread factor
         fitted on the run's calibration rows (``MemberSplit.fit``; loads the run's data once)."""
@@ -191,6 +219,8 @@ class Surrogate(Predictor):
 
 
 CALIBRATION_SHARE = 0.05  # train.py's surrogate calibration share (kept equal by tests/test_predict.py)
+STABILITY_CALIBRATION = "p_stable.json"  # a run directory's StabilityCalibration, tied to its checkpoint
+ON_HULL = 1e-6  # eV/atom: "at or below the hull", with room for PhaseDiagram's rounding
 SPREAD_QUANTILE = 0.683  # the share of calibration errors within one spread
 
 
@@ -246,13 +276,67 @@ class MemberSplit:
         return group.mean(axis=0), group.std(axis=0) * scale
 
 
-def calibration_rows(record: RunRecord, x_b: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of the training split (x_b (N, V), y (N,)) that no member of a surrogate run trained on:
-    train.py's draw, repeated (its own generator, seeded with the run's seed + 1)."""
+def calibration_indices(record: RunRecord, n: int) -> np.ndarray:
+    """Which of the ``n`` training-split rows no member of a surrogate run trained on: train.py's draw,
+    repeated (its own generator, seeded with the run's seed + 1). Shape (C,)."""
     draws = torch.Generator().manual_seed(int(record.train["seed"]) + 1)
-    order = torch.randperm(len(y), generator=draws).numpy()
-    rows = order[: max(1, int(len(order) * CALIBRATION_SHARE))]
+    order = torch.randperm(n, generator=draws).numpy()
+    return order[: max(1, int(len(order) * CALIBRATION_SHARE))]
+
+
+def calibration_rows(record: RunRecord, x_b: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the training split (x_b (N, V), y (N,)) that no member of a surrogate run trained on."""
+    rows = calibration_indices(record, len(y))
     return x_b[rows], y[rows]
+
+
+@dataclass(frozen=True)
+class StabilityCalibration:
+    """``p_stable`` recalibrated (isotonic regression: Zadrozny & Elkan 2002; Kuleshov et al. 2018). The
+    normal error model's probability of lying at or below the hull, mapped to the share of compounds
+    observed there, fitted on the run's calibration rows (no member trained on them) placed on the hull of
+    the other training compounds. Real compounds sit near the hull and the errors have heavy tails, so the
+    normal model is overconfident in both outer bins; the map is monotone and never reorders rows.
+
+    >>> calibration = StabilityCalibration((0.0, 0.5, 1.0), (0.2, 0.5, 0.8))
+    >>> calibration.apply(np.array([0.0, 0.25, 1.0, np.nan])).round(3).tolist()
+    [0.2, 0.35, 0.8, nan]
+    """
+
+    knots: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def apply(self, probability: np.ndarray) -> np.ndarray:
+        """The recalibrated probabilities of normal-model ones (N,); NaN stays NaN. Shape (N,)."""
+        probability = np.asarray(probability, dtype=float)
+        mapped = np.interp(probability, self.knots, self.values)  # (N,), clipped at the ends
+        return np.where(np.isnan(probability), np.nan, mapped)
+
+    @classmethod
+    def fit(cls, surrogate: Surrogate) -> StabilityCalibration:
+        """Fit on a formation-energy surrogate run's calibration rows (loads the run's data once)."""
+        from sklearn.isotonic import IsotonicRegression
+
+        record = surrogate.record
+        train = record.load_split().train
+        rows = calibration_indices(record, len(train.y))
+        others = np.setdiff1d(np.arange(len(train.y)), rows)
+        hull = Hull(list(train.frame["reduced_formula"].iloc[others]), train.y[others])
+        compositions = list(train.frame["composition"].iloc[rows])
+        mean, spread = surrogate.report_fractions_with_spread(train.x_b()[rows])  # (C,), (C,)
+        predicted = np.array([hull.query(c, float(m)).e_above_hull for c, m in zip(compositions, mean,
+                                                                                  strict=True)])  # fmt: skip
+        true = np.array([hull.query(c, float(y)).e_above_hull for c, y in zip(compositions, train.y[rows],
+                                                                             strict=True)])  # fmt: skip
+        usable = np.isfinite(predicted) & np.isfinite(true)
+        if usable.sum() < 2:
+            return cls((0.0, 1.0), (0.0, 1.0))  # nothing to learn from: the normal model as it is
+        probability = p_stable(predicted[usable], spread[usable])
+        observed = (true[usable] <= ON_HULL).astype(float)
+        isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probability, observed)
+        knots = tuple(float(v) for v in isotonic.X_thresholds_)
+        values = tuple(float(v) for v in isotonic.y_thresholds_)
+        return cls(knots, values) if len(knots) >= 2 else cls((0.0, 1.0), (values[0], values[0]))
 
 
 def spread_factor(each: np.ndarray, y: np.ndarray) -> float:

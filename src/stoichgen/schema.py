@@ -52,7 +52,8 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
            "so one eV/atom of formation energy is one of e_above_hull)"),
     Column("decomposition", object, "the competing known products at that energy (`Li2O + MnO2`)"),
     Column("p_stable", float, "the probability that the candidate lies at or below the known hull: a normal "
-           "with mean e_above_hull and sd e_above_hull_uncertainty; NaN without a hull"),
+           "with mean e_above_hull and sd e_above_hull_uncertainty, recalibrated (isotonic) on the surrogate "
+           "run's held-out rows; NaN without a hull"),
     Column("p_in_range", float, "with a target range [A, B] (`--target-min`, `--target-max`): the "
            "probability that the property lies in it, a normal with mean predicted_property and sd "
            "uncertainty; NaN without a range"),
@@ -119,8 +120,8 @@ SCREEN_COLUMNS: tuple[Column, ...] = (
         "eV/atom above the hull of the known compounds at the predicted energy "
         "(NaN unless the surrogate's property is the bundled set's formation energy)",
     ),  # fmt: skip
-    Column("p_stable", float, "the probability of lying at or below the known hull (normal, sd uncertainty); "
-           "NaN without a hull"),
+    Column("p_stable", float, "the probability of lying at or below the known hull (normal, sd uncertainty, "
+           "recalibrated as generate's); NaN without a hull"),
     Column(
         "score",
         float,

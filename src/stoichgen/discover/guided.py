@@ -236,7 +236,7 @@ def _generate(
             "uncertainty": spread,
             "e_above_hull": e_hull,
             "e_above_hull_uncertainty": e_hull_spread,
-            "p_stable": p_stable(e_hull, e_hull_spread),
+            "p_stable": _p_stable(surrogate, e_hull, e_hull_spread) if hull is not None else np.nan,
             "decomposition": [r.decomposition for r in on_hull] if on_hull else [""] * len(cands),
             "score": [c.score for c in cands],
             "p_in_range": np.full(len(cands), np.nan),  # GuidedMethod.generate: from the reported columns
@@ -253,3 +253,8 @@ def _generate(
         },
         schema.GUIDED_COLUMNS,
     )
+
+
+def _p_stable(surrogate: Surrogate, e_hull: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """P(at or below the hull): the normal model's, recalibrated on the run's held-out rows (predict)."""
+    return surrogate.stability_calibration.apply(p_stable(e_hull, spread))

@@ -101,6 +101,12 @@ class Scorer:
                 parts.append(self._score_set(spec, piece.elements, counts.astype(float), smact, None))
             return _concat(parts, SCREEN_COLUMNS)
 
+    def p_stable(self, e_hull: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        """P(at or below the hull), recalibrated as generate's (``Surrogate.stability_calibration``)."""
+        if self.hull is None:
+            return np.full(len(e_hull), np.nan)
+        return self.surrogate.stability_calibration.apply(p_stable(e_hull, spread))
+
     def _score_set(self, spec: ScreenSpec, elements: tuple[str, ...], counts: np.ndarray,
                    smact: np.ndarray, formulas: list[str] | None) -> pd.DataFrame:  # fmt: skip
         """Rows of one element set: ``counts`` (M, k) in the order of ``elements``."""
@@ -134,7 +140,7 @@ class Scorer:
             "predicted_property": reported,
             "uncertainty": reported_spread,
             "e_above_hull": e_hull + reported - mean,  # the hull is fixed: it moves with the energy
-            "p_stable": p_stable(e_hull + reported - mean, reported_spread),
+            "p_stable": self.p_stable(e_hull + reported - mean, reported_spread),
             "score": score(first, spread, self.chemistry.unseen_pairs(elements), atoms, len(elements),
                            rarity(probability, elements, rule)),
             "charge_neutral": neutral,
