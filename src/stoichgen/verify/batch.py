@@ -9,7 +9,7 @@ formula under ``cache_dir``), so a rerun is instant. Energies are put on the bun
 >>> frame[["formula", "verified_formation_energy", "verify_error"]]  # doctest: +SKIP
   formula  verified_formation_energy                                   verify_error
 0    NaCl                     -2.06
-1    LiXx                        NaN  formula 'LiXx': unknown element symbol 'Xx'
+1    LiXx                        NaN  unknown element symbol 'Xx' in formula 'LiXx'
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ True
 >>> VerifyOptions(trials=0)
 Traceback (most recent call last):
 ...
-stoichgen.verify.options.VerifyError: trials must be an integer >= 1, got 0
+stoichgen.verify.options.VerifyError: trials must be an integer between 1 and 1000, got 0
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ chgnet, pyxtal and ase are imported inside the functions that need them, so that
 >>> check_composition("LiXx")
 Traceback (most recent call last):
 ...
-stoichgen.errors.FormulaError: formula 'LiXx': unknown element symbol 'Xx'
+stoichgen.errors.FormulaError: unknown element symbol 'Xx' in formula 'LiXx'
 >>> found = search("NaCl", VerifyOptions(trials=1, steps=20))  # doctest: +SKIP
 """
 
