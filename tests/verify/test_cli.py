@@ -48,3 +48,8 @@ def test_generate_verify_adds_the_columns_to_its_top_k(monkeypatch, tmp_path):
     frame = pd.read_csv(out, keep_default_na=False)
     assert len(frame) == 3 and not math.isnan(float(frame["verified_formation_energy"][0]))
     assert frame["verify_error"][1].startswith("not verified") and frame["verify_error"][0] == ""
+
+
+def test_generate_refuses_search_flags_without_verify(capsys):
+    assert main(["generate", "--target", "-2.0", "--trials", "2"]) == 2
+    assert "--trials apply with --verify K only" in capsys.readouterr().err

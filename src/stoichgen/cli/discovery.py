@@ -82,6 +82,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def _generate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
+    given = [f for f, v in (("--trials", args.trials), ("--steps", args.steps), ("--budget", args.budget_s),
+                            ("--max-cell-atoms", args.max_cell_atoms), ("--cif-dir", args.cif_dir),
+                            ("--ray", args.ray), ("--device", args.device)) if v is not None]  # fmt: skip
+    if given and args.verify is None:
+        raise InputError(f"{', '.join(given)} apply with --verify K only", field="verify")
     if args.verify is not None:
         from stoichgen.verify import require_extra
 
