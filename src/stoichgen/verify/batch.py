@@ -67,7 +67,16 @@ def _write_cache(path: Path, found: Found) -> None:
 
 
 def _work(task: tuple[str, VerifyOptions, str]) -> Found:
-    formula, options, device = task
+    try:
+        return _search(*task)
+    except StoichgenError:
+        raise
+    except Exception as err:  # pyxtal, spglib, ASE or torch failing on one formula must not stop a batch
+        why = f"search failed ({type(err).__name__}: {str(err)[:100]})"
+        return Found(task[0], math.nan, "", "", math.nan, 0, 0, 0.0, why)
+
+
+def _search(formula: str, options: VerifyOptions, device: str) -> Found:
     if formula.startswith("element:"):  # an elemental reference, carried as a Found
         symbol = formula.removeprefix("element:")
         energy = element_energy(symbol, options, device)

@@ -64,7 +64,7 @@ def element_energy(symbol: str, options: VerifyOptions = DEFAULT_OPTIONS, device
 
     try:
         prototype = AseAtomsAdaptor.get_structure(bulk(symbol))
-    except (ValueError, KeyError, NotImplementedError):  # ASE has no prototype for this element
+    except Exception:  # ASE has no (primitive) prototype for this element: ValueError, RuntimeError, ...
         prototype = None
     energies = []
     if prototype is not None:
