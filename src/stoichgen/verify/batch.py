@@ -219,7 +219,8 @@ def verify(
         formulas: chemical formulas (any pymatgen-readable form; parsed strictly).
         options: the search (trials, cell size, steps, time budget, seed).
         cif_dir: a folder to write each structure's CIF to (``FORMULA.cif``); none written without it.
-        workers: local worker processes; with ``ray``, the CPUs of a Ray started here (``"local"``).
+        workers: local worker processes (spawned: a script must start under
+            ``if __name__ == "__main__":``); with ``ray``, the CPUs of a Ray started here (``"local"``).
         ray: a Ray cluster's address, ``"auto"``, or ``"local"``.
         device: ``"cpu"`` or ``"cuda"`` (default: CUDA when torch sees one).
         cache: the cache folder (default ``cache_dir()``).
