@@ -122,7 +122,7 @@ def cli_markdown() -> str:
 def columns_markdown() -> str:
     """The output-columns page, from the schema (the README's tables come from the same function)."""
     import stoichgen.discover.hull_table as stability
-    from stoichgen.schema import GUIDED_COLUMNS, PAPER_COLUMNS, SCREEN_COLUMNS, markdown_table
+    from stoichgen.schema import GUIDED_COLUMNS, PAPER_COLUMNS, SCREEN_COLUMNS, VERIFY_COLUMNS, markdown_table
 
     # the module docstring's paragraph that explains the columns (not its doctest)
     paragraphs = (stability.__doc__ or "").split("\n\n")
@@ -152,6 +152,13 @@ def columns_markdown() -> str:
         "",
         "`stoichgen hull`, `stoichgen.discover.hull_table.annotate`: the input table with these columns "
         f"added: {', '.join(f'`{c}`' for c in stability.HULL_COLUMNS)}. {hull_doc}",
+        "",
+        "## `verify` (and `generate --verify K`)",
+        "",
+        "`stoichgen verify`, `stoichgen.verify.verify_frame`: the input table with these columns added "
+        "(`stoichgen.verify.verify`: `formula` and these).",
+        "",
+        markdown_table(VERIFY_COLUMNS),
         "",
     ])  # fmt: skip
 

@@ -29,6 +29,7 @@ LAYERS = {
     "discover": 4,
     "evaluate": 4,
     "screen": 4,
+    "verify": 4,
     "paper": 5,
     "web": 5,
     "cli": 6,
@@ -66,7 +67,7 @@ def test_layers_only_look_down(module, path):
         if imported == "stoichgen":
             continue
         assert LAYERS[_room(imported)] <= own, f"{module} (layer {own}) imports {imported}"
-        if _room(module) in ("predict", "discover", "evaluate", "run", "models", "screen", "web"):
+        if _room(module) in ("predict", "discover", "evaluate", "run", "models", "screen", "web", "verify"):
             assert not any(imported.startswith(t) for t in TRAINING) or module.startswith(
                 "stoichgen.models.fast"
             ), f"{module} is used for inference but imports {imported}"
@@ -90,7 +91,7 @@ def test_no_module_is_a_room_of_many_jobs():
     assert max(sizes.values()) <= 500, {name: size for name, size in sizes.items() if size > 500}
 
 
-CONSUMERS = ("discover", "screen", "evaluate")
+CONSUMERS = ("discover", "screen", "evaluate", "verify")
 
 
 @pytest.mark.parametrize(("module", "path"), [m for m in _modules() if _room(m[0]) in CONSUMERS],

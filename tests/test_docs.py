@@ -77,10 +77,10 @@ def test_cli_page_has_every_command_and_option():
 
 def test_columns_page_has_every_column():
     from stoichgen.discover.hull_table import HULL_COLUMNS
-    from stoichgen.schema import GUIDED_COLUMNS, PAPER_COLUMNS, SCREEN_COLUMNS
+    from stoichgen.schema import GUIDED_COLUMNS, PAPER_COLUMNS, SCREEN_COLUMNS, VERIFY_COLUMNS
 
     page = hooks.columns_markdown()
-    for column in (*GUIDED_COLUMNS, *PAPER_COLUMNS, *SCREEN_COLUMNS):
+    for column in (*GUIDED_COLUMNS, *PAPER_COLUMNS, *SCREEN_COLUMNS, *VERIFY_COLUMNS):
         assert f"| `{column.name}` |" in page
     for name in HULL_COLUMNS:
         assert f"`{name}`" in page

@@ -167,3 +167,21 @@ def markdown_table(columns: tuple[Column, ...] = PAPER_COLUMNS) -> str:
     """The README's table of output columns."""
     rows = [f"| `{c.name}` | {np.dtype(c.dtype).name} | {c.meaning} |" for c in columns]
     return "\n".join(["| column | type | meaning |", "|---|---|---|", *rows])
+
+
+VERIFY_COLUMNS: tuple[Column, ...] = (
+    Column("verified_formation_energy", float, "formation energy (eV/atom) of the lowest structure the "
+           "search found, CHGNet's energy less the elemental references plus the fitted anion shift (the "
+           "bundled data's footing); NaN with a reason in verify_error"),
+    Column("verified_e_above_hull", float, "eV/atom above the hull of the bundled compounds at that energy "
+           "(negative: below it)"),
+    Column("verified_decomposition", object, "the competing known products at that energy"),
+    Column("verified_spacegroup", object, "space group of that structure (symprec 0.1 Å), `Fm-3m (225)`"),
+    Column("verified_volume_per_atom", float, "its volume per atom (Å³)"),
+    Column("verified_trials", np.int64, "relaxations that finished (of --trials; fewer when the time budget "
+           "ran out or a trial exploded)"),
+    Column("verified_cif", object, "the CIF file of that structure (empty without --cif-dir)"),
+    Column("verified_seconds", float, "seconds the search took (read from the cache: its first run's)"),
+    Column("verify_error", object, "why a row has no verified energy (a bad formula, an element the "
+           "potential does not know, every relaxation exploded, outside --top); empty otherwise"),
+)  # fmt: skip

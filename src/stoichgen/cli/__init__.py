@@ -7,6 +7,7 @@ stoichgen generate --model runs/cgan-bp --target -2.0 -n 256 --require O --exclu
 stoichgen evaluate runs/cgan-bp --targets test -n 256
 stoichgen reproduce --quick --out reports/quick
 stoichgen serve                          # the web page at http://127.0.0.1:8000
+stoichgen verify out.csv --top 5 -o verified.csv   # a structure and a CHGNet energy per candidate
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stoichgen.cli import discovery, runs, screen
+from stoichgen.cli import discovery, runs, screen, verify
 from stoichgen.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, FLAG_NAMES
 from stoichgen.errors import StoichgenError
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (runs.add_data, runs.add_train, discovery.add_generate, runs.add_evaluate, discovery.add_hull,
-                screen.add_screen, runs.add_reproduce, discovery.add_serve):  # fmt: skip
+                screen.add_screen, verify.add_verify, runs.add_reproduce, discovery.add_serve):  # fmt: skip
         add(commands)
     return parser
 

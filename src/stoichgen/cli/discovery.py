@@ -7,6 +7,7 @@ import sys
 import warnings
 
 from stoichgen.chem.hull import read_hull
+from stoichgen.cli import verify as verify_cli
 from stoichgen.cli.common import int_in
 from stoichgen.data import load_mp_formation_energy, read_table
 from stoichgen.discover.hull_table import annotate, plot_hull
@@ -81,6 +82,17 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def _generate(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
+    given = [f for f, v in (("--trials", args.trials), ("--steps", args.steps), ("--budget", args.budget_s),
+                            ("--max-cell-atoms", args.max_cell_atoms), ("--cif-dir", args.cif_dir),
+                            ("--ray", args.ray), ("--device", args.device)) if v is not None]  # fmt: skip
+    if given and args.verify is None:
+        raise InputError(f"{', '.join(given)} apply with --verify K only", field="verify")
+    if args.verify is not None:
+        from stoichgen.verify import require_extra
+
+        if args.method != "guided":
+            raise InputError("--verify applies to method 'guided' only", field="verify")
+        require_extra()  # before any model loads
     if args.reference is not None and args.method != "guided":
         raise InputError("--reference applies to method 'guided' only", field="reference")
     if args.target is None and args.objective != "stability" and args.target_range is None:
@@ -132,6 +144,12 @@ def _generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         shown = GUIDED_SHOWN if args.target_range is None else ("p_in_range", *GUIDED_SHOWN)
+    if args.verify is not None:
+        from stoichgen.verify import verify_frame
+
+        frame = verify_frame(frame, args.verify, **verify_cli.run_kwargs(args))
+        print(f"stoichgen: {verify_cli.summary(frame)}", file=sys.stderr)
+        shown = (*shown, "verified_formation_energy", "verified_e_above_hull", "verify_error")
     if args.output is not None:
         path = write_table(frame, args.output, force=args.force)
         print(f"wrote {len(frame)} rows to {path}", file=sys.stderr)
@@ -255,6 +273,12 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     add_options(gen)
     add_reference(gen, "guided: known compounds (formula, formation energy eV/atom) for e_above_hull and "
                   "--objective stability, instead of the bundled set")  # fmt: skip
+    gen.add_argument(
+        "--verify", type=int_in(1, 10_000), metavar="K",
+        help="guided: give the top K candidates per target a crystal structure and a CHGNet formation energy "
+        "(see `stoichgen verify`; needs the verify extra); adds the verified_* columns",
+    )  # fmt: skip
+    verify_cli.add_search_flags(gen, prefix="with --verify: ")
     gen.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
     gen.add_argument("--force", action="store_true", help="overwrite an existing output file")
     gen.set_defaults(handler=_generate)
