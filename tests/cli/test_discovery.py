@@ -244,3 +244,59 @@ def test_cli_bad_references_exit_2_name_each_row_and_write_nothing(tmp_path, cap
     assert not out.exists()
     assert main(["hull", str(candidates), "--reference", str(good)]) == 0
     assert "of 5 known compounds" in capsys.readouterr().err
+
+
+# --- output paths refused before any work, one line, exit 2 (issue 25, rows 3 and 4) -----------------------
+
+
+@pytest.mark.parametrize("where", ["/sys/x", "/proc/x"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys, monkeypatch, where, suffix):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\n")
+    monkeypatch.setattr(pipeline_module.Generator, "default", lambda *a, **k: pytest.fail("work began"))
+    for argv in (["hull", str(csv)], ["generate", "--target", "-2", "-n", "2"],
+                 ["screen", "--elements", "Li,O", "--max-atoms", "4"]):  # fmt: skip
+        if argv[0] == "screen" and suffix != ".parquet":
+            continue  # the screen writes Parquet only (refused by name elsewhere)
+        assert main([*argv, "-o", where + suffix]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"'{where}{suffix}': cannot write in" in err and "Traceback" not in err, argv
+
+
+@pytest.mark.parametrize(
+    ("plot", "words"),
+    [
+        ("missing_dir/x.png", "directory"),
+        ("x.xyz", "unknown format '.xyz'; use .png, .pdf or .svg"),
+        ("noext", "unknown format '(no suffix)'"),
+        ("/sys/x.png", "cannot write in '/sys'"),
+    ],
+)
+def test_hull_plot_path_is_checked_first(tmp_path, capsys, monkeypatch, plot, words):
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\n")
+    assert main(["hull", str(csv), "--plot", plot, "-o", "out.csv"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.csv"]  # nothing written
+
+
+def test_hull_keeps_the_table_when_the_picture_cannot_be_drawn(tmp_path, capsys):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2O,-2.0\n")  # a binary system: no picture
+    out, svg = tmp_path / "out.csv", tmp_path / "x.svg"
+    assert main(["hull", str(csv), "--plot", str(svg), "-o", str(out)]) == 2
+    assert "ternary or quaternary" in capsys.readouterr().err
+    assert out.exists() and not svg.exists()
+
+
+def test_hull_plot_prints_the_written_path_and_no_matplotlib_noise(tmp_path, capsys, caplog):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\n")
+    svg = tmp_path / "x.svg"
+    assert main(["hull", str(csv), "--plot", str(svg)]) == 0
+    err = capsys.readouterr().err
+    assert f"plot: {svg}" in err and svg.read_text().lstrip().startswith("<?xml")
+    assert "Ignoring fixed" not in err + caplog.text

@@ -13,7 +13,7 @@ from stoichgen.discover.hull_table import annotate, plot_hull
 from stoichgen.discover.options import OptionSpec, option_specs
 from stoichgen.discover.pipeline import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, Generator
 from stoichgen.errors import GenerateWarning, InputError
-from stoichgen.io import check_output, write_table
+from stoichgen.io import check_figure, check_output, write_table
 from stoichgen.run import bundled_run_dir
 from stoichgen.space.score import describe_score, hull_of
 
@@ -145,8 +145,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _hull(args: argparse.Namespace) -> int:
+    # every path is refused before any work; the table is written before the picture, so that a picture
+    # that cannot be drawn (not a ternary or quaternary system) loses nothing
     if args.output is not None:
-        check_output(args.output, args.force)  # refuse before any work
+        check_output(args.output, args.force)
+    if args.plot is not None:
+        check_figure(args.plot, args.force, InputError)
     table = read_table(args.file, args.composition_column, args.property_column, allow_empty=True)
     if args.reference is None:
         hull, source = hull_of(load_mp_formation_energy()), load_mp_formation_energy().report.source
@@ -162,18 +166,16 @@ def _hull(args: argparse.Namespace) -> int:
         f"({source}); {int((out['e_above_hull'] <= 0).sum())} at or below it",
         file=sys.stderr,
     )
-    if args.plot is not None:
-        good = out[out["hull_error"] == ""]
-        energies = [float(v) for v in good[args.property_column]]
-        print(
-            f"plot: {plot_hull(hull, list(good[args.composition_column]), energies, args.plot)}",
-            file=sys.stderr,
-        )
     if args.output is not None:
         write_table(out, args.output, force=args.force)
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     else:
         print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.plot is not None:
+        good = out[out["hull_error"] == ""]
+        energies = [float(v) for v in good[args.property_column]]
+        written = plot_hull(hull, list(good[args.composition_column]), energies, args.plot)
+        print(f"plot: {written}", file=sys.stderr)
     return 0
 
 
@@ -280,9 +282,10 @@ def add_hull(commands) -> None:
     hu.add_argument("--composition-column", default="formula", metavar="C")
     hu.add_argument("--property-column", default="predicted_property", metavar="P", help="eV/atom")
     add_reference(hu, "known compounds instead of the bundled MP set (bad rows are named and refused)")
-    hu.add_argument("--plot", metavar="PNG", help="the phase diagram of a ternary or quaternary system")
+    hu.add_argument("--plot", metavar="PNG",
+                    help="the phase diagram of a ternary or quaternary system (.png, .pdf or .svg)")
     hu.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
-    hu.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    hu.add_argument("--force", action="store_true", help="overwrite an existing output file or plot")
     hu.set_defaults(handler=_hull)
 
 

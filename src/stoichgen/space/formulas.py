@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -197,7 +198,9 @@ def rule_accepts(elements: tuple[str, ...], counts: np.ndarray, rule: Rule) -> n
 
 @functools.cache
 def _pauling_x(symbol: str) -> float:
-    x = Element(symbol).X
+    with warnings.catch_warnings():  # pymatgen warns for noble gases; NaN sorts them last, as intended
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        x = Element(symbol).X
     return math.inf if math.isnan(x) else x
 
 
