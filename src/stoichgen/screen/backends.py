@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -158,33 +159,37 @@ def _parts_dir(out: Path, spec: ScreenSpec, n_chunks: int) -> Path:
     return parts
 
 
-def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None) -> int:
-    """The parts in chunk order into ``out`` (or the best ``top`` rows), written atomically, in bounded
-    memory: one part at a time (with ``top``: at most twice ``top`` rows)."""
+def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None, ranked: bool) -> int:
+    """The parts into ``out``, written atomically: in chunk order, or with a score (``ranked``) best
+    first, ties in chunk order (with ``top``: the best ``top`` rows, in bounded memory, at most twice
+    ``top`` rows at a time; without: all rows at once, columnar). No parts (nothing to screen): an empty
+    table with the screen's columns, never a 0-byte file."""
+    names = [_part(parts, c) for c in chunks]
     with atomic_path(out) as temporary:
-        names = [_part(parts, c) for c in chunks]
-        rows = 0
-        if top is None:
-            writer = None
-            for name in names:
-                table = pq.read_table(name)
-                writer = writer or pq.ParquetWriter(temporary, table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-            if writer is not None:
-                writer.close()
-            else:  # nothing to screen: an empty table with the screen's columns, never a 0-byte file
-                empty = pa.Table.from_pandas(empty_frame(SCREEN_COLUMNS), preserve_index=False)
-                pq.write_table(empty, temporary)
-        else:
+        if not names:
+            empty = empty_frame(SCREEN_COLUMNS)
+            pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), temporary)
+            return 0
+        if top is not None:
             best = None
             for name in names:
                 part = pq.read_table(name).to_pandas()
                 best = part if best is None else top_rows(pd.concat([best, part], ignore_index=True), top)
             best = top_rows(best, top).reset_index(drop=True)
             pq.write_table(pa.Table.from_pandas(best, preserve_index=False), temporary)
-            rows = len(best)
-    return rows
+            return len(best)
+        if ranked:  # pyarrow's sort is stable, null, NaN and inf last (its default), as top_rows ranks
+            table = pa.concat_tables([pq.read_table(name) for name in names])
+            table = table.take(pc.sort_indices(table, [("score", "ascending")]))
+            pq.write_table(table, temporary)
+            return table.num_rows
+        rows = 0
+        with pq.ParquetWriter(temporary, pq.read_schema(names[0])) as writer:
+            for name in names:
+                table = pq.read_table(name)
+                writer.write_table(table)
+                rows += table.num_rows
+        return rows
 
 
 def run_screen(
@@ -229,7 +234,8 @@ def run_screen(
         for chunk, frame in backend:
             _write_part(frame, _part(parts, chunk))
             progress.update()
-    rows = _join(parts, chunks, out, spec.top)
+    ranked = spec.target is not None or spec.objective == "stability"
+    rows = _join(parts, chunks, out, spec.top, ranked)
     shutil.rmtree(parts)
     screened = sum(c.rows for c in chunks)
     return ScreenResult(out, rows, screened, len(chunks), skipped, time.perf_counter() - started, label)
