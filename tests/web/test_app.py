@@ -126,6 +126,14 @@ BAD_INPUTS = [
     ({"target": None, "target_range": [-2, -1], "objective": "stability"}, "target_range", "not 'stability'"),
     ({"target": None, "target_range": [-2.0, "x"]}, "target_range", "valid number"),
     ({"target": None, "target_range": [None, None]}, "target_range", "give a finite minimum"),
+    # issue 25, row 10: JSON true was read as 1 (target 1.0); refused as the Python API refuses booleans
+    ({"target": True}, "target", "true and false are only for yes/no fields"),
+    ({"target": [-2.0, False]}, "target", "true and false are only for yes/no fields"),
+    ({"n": True}, "n", "true and false are only for yes/no fields"),
+    ({"max_e_hull": True}, "max_e_hull", "true and false are only for yes/no fields"),
+    ({"seed": False}, "seed", "true and false are only for yes/no fields"),
+    ({"target": None, "target_range": [True, None]}, "target_range", "true and false are only for yes/no"),
+    ({"method": "paper", "threshold": True}, "threshold", "true and false are only for yes/no fields"),
 ]
 
 
