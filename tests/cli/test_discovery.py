@@ -300,3 +300,31 @@ def test_hull_plot_prints_the_written_path_and_no_matplotlib_noise(tmp_path, cap
     err = capsys.readouterr().err
     assert f"plot: {svg}" in err and svg.read_text().lstrip().startswith("<?xml")
     assert "Ignoring fixed" not in err + caplog.text
+
+
+# --- the stability objective: one rule with the screen, no "nan" target (issue 25, rows 12 and 16) ---------
+
+
+def test_stability_with_a_target_is_refused_everywhere(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from stoichgen.discover.pipeline import Generator
+    from stoichgen.errors import GenerateError
+    from stoichgen.web.app import create_app
+
+    out = tmp_path / "never.csv"
+    assert main(["generate", "--objective", "stability", "--target", "-2", "-n", "2", "-o", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(GenerateError, match="not both") as caught:
+        Generator.default().generate([-2.0, -1.0], n=2, objective="stability")
+    assert caught.value.field == "objective"
+    answer = TestClient(create_app()).post("/api/generate", json={"target": -2, "objective": "stability"})
+    assert answer.status_code == 422 and answer.json()["field"] == "objective"
+
+
+def test_a_stability_search_short_of_rows_names_no_nan_target(capsys):
+    argv = ["generate", "--objective", "stability", "--max-e-hull", "0", "--elements", "Li,O", "--max-atoms",
+            "4", "-n", "20"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: the search space" in err and "nan" not in err.lower()

@@ -223,7 +223,7 @@ Rows are unique, not in the training split (unless --include-known), and ranked 
 where predicted_property and uncertainty are the surrogate ensemble's mean and calibrated spread.
 With --objective stability the first term is the predicted e_above_hull instead (against every known
 compound of the bundled set; element sets with a pair that no known binary compound holds are skipped,
-since the hull knows nothing there), and --target may be left out. --max-e-hull X keeps candidates at
+since the hull knows nothing there), and takes no --target. --max-e-hull X keeps candidates at
 most X eV/atom above the known hull. --reference CSV: your own known compounds (formula, formation
 energy in eV/atom) for the hull instead of the bundled set; every bad row is named and refused.
 --target-min A --target-max B instead of --target: the first term is 1 - p_in_range, the probability
@@ -247,7 +247,7 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     )  # fmt: skip
     gen.add_argument(
         "--target", type=float, nargs="+", action="extend", metavar="Y",
-        help="target property value(s); repeat or list several (optional with --objective stability)",
+        help="target property value(s); repeat or list several (not with --objective stability)",
     )  # fmt: skip
     gen.add_argument(
         "-n", type=int_in(1, MAX_GENERATE_ROWS), default=256,

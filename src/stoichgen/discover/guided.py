@@ -10,6 +10,7 @@ substitution, the chemical system and random draws, a search over valid small fo
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from typing import TYPE_CHECKING
@@ -201,8 +202,9 @@ def _generate(
             candidates = [c for c, ok in zip(pool, kept, strict=True) if ok][:n]
         if len(candidates) < n:
             hull_limit = "" if max_e_hull is None else f", e_above_hull <= {max_e_hull:g}"
+            which = "" if math.isnan(target) else f"target {target:g}: "  # NaN: the stability objective
             warnings.warn(
-                f"target {target:g}: the search space ({constraints.description}, at most {max_atoms} atoms, "
+                f"{which}the search space ({constraints.description}, at most {max_atoms} atoms, "
                 f"{max_elements} elements{hull_limit}) held only {len(candidates)} of {n} candidates",
                 GenerateWarning,
                 stacklevel=3,

@@ -182,6 +182,11 @@ class Generator:
         settings = build_options(method, options)
         if getattr(settings, "target_range", None) is not None and target is not None:
             raise GenerateError("give a target or a target_range, not both", field="target_range")
+        if getattr(settings, "objective", "target") == "stability" and target is not None:
+            # one rule with the screen: the stability objective ranks by e_above_hull alone
+            raise GenerateError("give a target or objective 'stability', not both: the stability objective "
+                                "ranks by predicted e_above_hull, a target would have no effect",
+                                field="objective")  # fmt: skip
         no_target = not settings.needs_target and target is None
         targets = np.array([np.nan]) if no_target else check_targets(target)
         n = check_int(n, "n", 1, MAX_GENERATE_ROWS)
