@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ import pandas as pd
 from stoichgen.errors import GenerateError, StoichgenError
 
 __all__ = ["FIGURE_FORMATS", "OUTPUT_FORMATS", "atomic_path", "atomic_write_bytes", "atomic_write_text",
-           "check_figure", "check_output", "write_table"]  # fmt: skip
+           "check_figure", "check_output", "read_written_table", "write_table"]  # fmt: skip
 
 OUTPUT_FORMATS = (".csv", ".parquet", ".json")
 FIGURE_FORMATS = (".png", ".pdf", ".svg")  # what matplotlib writes without extra packages
@@ -126,6 +127,19 @@ def check_figure(path: Path | str, force: bool = False, error: type[StoichgenErr
         raise error(f"plot {str(path)!r} exists; overwrite it with force=True", field="plot")
     _check_writable(path, error, "plot")
     return path
+
+
+def read_written_table(path: Path | str, suffix: str) -> pd.DataFrame:
+    """A Parquet file, or JSON records (what ``write_table`` writes), every value as text as a CSV's is
+    read (``data.read_table``)."""
+    if suffix == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        records = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("expected a list of records (objects), as generate -o FILE.json writes")
+        table = pd.DataFrame.from_records(records)
+    return table.apply(lambda column: column.map(lambda v: "" if v is None else str(v))).astype(str)
 
 
 def write_table(frame: pd.DataFrame, path: Path | str, force: bool = False) -> Path:

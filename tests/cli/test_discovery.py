@@ -328,3 +328,34 @@ def test_a_stability_search_short_of_rows_names_no_nan_target(capsys):
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "warning: the search space" in err and "nan" not in err.lower()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".json", ".csv"])
+def test_hull_reads_every_format_generate_writes(tmp_path, capsys, suffix):
+    """Issue 25, row 14: `hull out.parquet` / `hull out.json` failed ('utf-8' codec..., 'Expected 1
+    fields'): hull reads the tables generate writes, with the same numbers whatever the format."""
+    written = tmp_path / f"candidates{suffix}"
+    argv = ["generate", "--target", "-2", "-n", "3", "--elements", "Li,Mn,O", "-o", str(written)]
+    assert main(argv) == 0
+    out = tmp_path / "placed.csv"
+    assert main(["hull", str(written), "-o", str(out)]) == 0
+    assert "3 of 3 rows on the hull" in capsys.readouterr().err
+    frame = pd.read_csv(out, keep_default_na=False)
+    read = {".parquet": pd.read_parquet, ".json": pd.read_json, ".csv": pd.read_csv}[suffix]
+    generated = read(written)
+    assert (frame["hull_error"] == "").all()
+    # the hull command places each row at its predicted energy, as generate did
+    assert frame["e_above_hull"].round(4).tolist() == generated["e_above_hull"].round(4).tolist()
+
+
+@pytest.mark.parametrize(("content", "suffix", "words"), [
+    (b"\xf8junk", ".parquet", "cannot be read as Parquet"),
+    (b'{"formula": "Li2O"}', ".json", "cannot be read as JSON records"),
+    (b"[1, 2", ".json", "cannot be read as JSON records"),
+])  # fmt: skip
+def test_hull_names_an_unreadable_table(tmp_path, capsys, content, suffix, words):
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(content)
+    assert main(["hull", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
