@@ -359,3 +359,22 @@ def test_hull_names_an_unreadable_table(tmp_path, capsys, content, suffix, words
     assert main(["hull", str(bad)]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+# --- serve: the address checked before the "serving" line (issue 25, row 13) -------------------------------
+
+
+def test_serve_on_a_taken_port_or_unknown_host_says_so_first(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot listen on 127.0.0.1 port {port}" in err and "serving" not in err
+    for host in ("nosuchhost.invalid", "256.1.1.1"):
+        assert main(["serve", "--host", host, "--port", "8000"]) == 2
+        err = capsys.readouterr().err
+        assert f"host {host!r} cannot be resolved" in err and "serving" not in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import warnings
 
@@ -182,12 +183,32 @@ def _hull(args: argparse.Namespace) -> int:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now: an unknown host or a taken port is the user's error, said before
+    the "serving" line (uvicorn alone would print it after, and exit 3)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise InputError(f"host {host!r} cannot be resolved ({getattr(err, 'strerror', None) or err})",
+                         field="host") from None  # fmt: skip
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise InputError(f"cannot listen on {host} port {port}: {err.strerror or err} (another server "
+                         "there? choose another --port)", field="port") from None  # fmt: skip
+    return sock
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from stoichgen.web.app import create_app
 
     app = create_app(args.model)  # the given runs are checked before the server starts
+    sock = _listening_socket(args.host, args.port)
     if args.host not in LOOPBACK:
         print(
             f"stoichgen: warning: binding {args.host} makes the page reachable from other machines; it has "
@@ -201,7 +222,8 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    with sock:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 
 
