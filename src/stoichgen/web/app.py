@@ -386,6 +386,12 @@ def create_app(
     async def unservable(request: Request, exc: StoichgenError) -> JSONResponse:
         return _error(422, str(exc), exc.field)
 
+    @app.exception_handler(MemoryError)
+    async def too_big(request: Request, exc: MemoryError) -> JSONResponse:
+        # numpy's _ArrayMemoryError included: the server lives on, the request is told what to change
+        return _error(503, "not enough memory for this request on this server; ask for fewer candidates, "
+                      "fewer elements (max_elements) or smaller formulas (max_atoms)", None)  # fmt: skip
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), None)
@@ -400,8 +406,9 @@ def create_app(
 
     @app.get("/api/models")
     async def models() -> dict[str, Any]:
-        """The models offered, the request limits and the periodic table."""
-        return await service.submit(service.models)
+        """The models offered, the request limits and the periodic table: answered at once, not queued
+        behind generations (loading a model takes the loading lock, never the worker)."""
+        return await asyncio.to_thread(service.models)
 
     @app.post("/api/generate")
     async def generate(request: GenerateRequest) -> dict[str, Any]:
