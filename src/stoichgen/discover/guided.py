@@ -158,6 +158,23 @@ def _fractions(candidates: list[Candidate], vocabulary) -> np.ndarray:
     return x
 
 
+REACH = 0.05  # a target is out of reach when nothing scored comes within this share of the training range
+
+
+def _warn_out_of_reach(search: Search, target: float, trained: tuple[float, float], where: str) -> None:
+    """One warning when no formula the search scored is predicted near the target: the system's
+    chemistry cannot reach it, and the rows are the closest it has (say so, with the closest value)."""
+    means = [scores.mean for scores in search.scored.values() if len(scores.mean)]
+    if not means:
+        return
+    values = np.concatenate(means)
+    closest = float(values[np.argmin(np.abs(values - target))])
+    if abs(closest - target) > REACH * (trained[1] - trained[0]):
+        warnings.warn(f"target {target:g} is out of reach of this search space ({where}): the closest "
+                      f"predicted value of any formula searched is {closest:.2f}", GenerateWarning,
+                      stacklevel=4)  # fmt: skip
+
+
 def _generate(
     surrogate: Surrogate,
     g: Generator,
@@ -209,6 +226,8 @@ def _generate(
                 GenerateWarning,
                 stacklevel=3,
             )
+        if not math.isnan(target) and options.target_range is None:
+            _warn_out_of_reach(search, float(target), g.property_range, constraints.description)
         found += [(float(target), rank, c) for rank, c in enumerate(candidates, start=1)]
     if not found:
         return schema.empty_frame(schema.GUIDED_COLUMNS)
