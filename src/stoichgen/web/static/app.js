@@ -140,7 +140,7 @@ function buildRequest() {
     seed: numberOrText($("seed").value),
   };
   const target = $("target").value.trim();
-  if (body.objective === "target") body.target = numberOrText(target); // stability takes no target
+  if (target !== "" || body.objective === "target") body.target = numberOrText(target);
   if (body.method === "paper") body.balance = $("balance").value;
   if ($("oxidation").value !== "") body.oxidation = $("oxidation").value;
   if ($("max_elements").value.trim() !== "") body.max_elements = numberOrText($("max_elements").value);
