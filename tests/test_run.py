@@ -117,3 +117,24 @@ def test_runs_are_read_only_through_the_record():
 def test_atomic_write_leaves_no_temporary_file(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "hello")
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+@pytest.mark.parametrize("junk", [b"i", b"not a checkpoint", b"PK\x03\x04" + bytes(60), bytes(range(256))])
+def test_a_junk_checkpoint_is_named_without_torchs_meaningless_text(tmp_path, capsys, junk):
+    """Issue 25, row 19: 'corrupt or not a stoichgen checkpoint: 105' (torch's text). Now a reason and
+    what to do, the same from the API, `generate --model` and `serve --model`."""
+    import re
+
+    from stoichgen.cli import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / CHECKPOINT).write_bytes(junk)
+    with pytest.raises(RunError) as caught:
+        RunRecord.load(tmp_path / "run")
+    message = str(caught.value)
+    assert message.endswith("(torch cannot read it); train the run again, or give another run directory")
+    assert not re.search(r": \d+$|: \S*Error", message)
+    for argv in (["generate", "--model", str(tmp_path / "run"), "--target", "-2"],
+                 ["serve", "--model", str(tmp_path / "run")]):  # fmt: skip
+        assert main(argv) == 2
+        assert "torch cannot read it" in capsys.readouterr().err

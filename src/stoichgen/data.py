@@ -23,6 +23,7 @@ from pymatgen.core import Composition
 
 from stoichgen.chem.composition import Vocabulary, fractions_matrix, parse_formula
 from stoichgen.errors import DataError, FormulaError
+from stoichgen.io import read_written_table
 
 MP_FILE = "mp_formation_energy.csv.gz"
 DESCRIPTOR_FILE = "xenonpy_element_features.csv"
@@ -265,22 +266,22 @@ def _check_row(formula: object, value: object) -> tuple[Composition, float]:
 def read_table(
     path: Path | str, composition_column: str, property_column: str, *, allow_empty: bool = False
 ) -> pd.DataFrame:
-    """A CSV (or .csv.gz) as text, ``NaN`` kept as sodium nitride; ``DataError`` naming the file and the
-    reason when it cannot be read, lacks a column, or (unless ``allow_empty``) holds no rows."""
-    source = str(path)
-    opener = gzip.open if str(path).endswith(".gz") else open
+    """A CSV (or .csv.gz), or the Parquet and JSON that ``generate -o`` writes, as text (``NaN`` is sodium
+    nitride); ``DataError`` naming the file and why: unreadable, a column missing, no rows (allow_empty)."""
+    source, suffix = str(path), Path(path).suffix.lower()
+    opener = gzip.open if source.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            # keep_default_na=False: the formula "NaN" is sodium nitride, not a missing value.
-            table = pd.read_csv(handle, dtype=str, keep_default_na=False, na_filter=False)
-    except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{source}: is a directory, not a CSV file") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise DataError(f"{source}: cannot be read as CSV: {err}") from None
+        if suffix in (".parquet", ".json"):
+            table = read_written_table(path, suffix)
+        else:  # keep_default_na=False: the formula "NaN" is sodium nitride, not a missing value
+            with opener(path, "rt", encoding="utf-8") as handle:
+                table = pd.read_csv(handle, dtype=str, keep_default_na=False, na_filter=False)
+    except (FileNotFoundError, IsADirectoryError, pd.errors.EmptyDataError) as err:
+        why = {FileNotFoundError: "no such file", IsADirectoryError: "is a directory, not a table file"}
+        raise DataError(f"{source}: {why.get(type(err), 'file is empty')}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as err:
+        what = {".parquet": "Parquet", ".json": "JSON records"}.get(suffix, "CSV")
+        raise DataError(f"{source}: cannot be read as {what}: {str(err).splitlines()[0]}") from None
     for column in (composition_column, property_column):
         if column not in table.columns:
             raise DataError(f"{source}: missing column {column!r}; columns are {list(table.columns)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,10 +23,11 @@ import pandas as pd
 
 from stoichgen.errors import GenerateError, StoichgenError
 
-__all__ = ["OUTPUT_FORMATS", "atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output",
-           "write_table"]  # fmt: skip
+__all__ = ["FIGURE_FORMATS", "OUTPUT_FORMATS", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "check_figure", "check_output", "read_written_table", "write_table"]  # fmt: skip
 
 OUTPUT_FORMATS = (".csv", ".parquet", ".json")
+FIGURE_FORMATS = (".png", ".pdf", ".svg")  # what matplotlib writes without extra packages
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -81,14 +83,63 @@ def check_output(path: Path | str, force: bool = False, error: type[StoichgenErr
         raise error(f"output {str(path)!r} is a directory")
     if path.exists() and not force:
         raise error(f"output {str(path)!r} exists; overwrite it with force=True")
-    if not path.parent.is_dir():
-        raise error(f"output {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    _check_writable(path, error, "output")
     if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise error(
             f"output {str(path)!r}: writing Parquet needs pyarrow, which is not installed; "
             "run `pip install pyarrow` or write .csv or .json"
         )
     return path
+
+
+def _check_writable(path: Path, error: type[StoichgenError], what: str) -> None:
+    """Refuse a path whose folder is missing or takes no new file (read-only, /sys, /proc): a temporary
+    file is made and removed there, which is what the atomic write will do after the work."""
+    if not path.parent.is_dir():
+        raise error(f"{what} {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise error(f"{what} {str(path)!r}: cannot write in {str(path.parent)!r} ({reason})") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+def check_figure(path: Path | str, force: bool = False, error: type[StoichgenError] = GenerateError) -> Path:
+    """Refuse a picture path before any work, as ``check_output`` does a table's: a format matplotlib
+    writes (``FIGURE_FORMATS``; no suffix is refused rather than guessed), not a directory, not an existing
+    file without force, a folder that takes a new file.
+
+    >>> check_figure("hull.xyz")
+    Traceback (most recent call last):
+    ...
+    stoichgen.errors.GenerateError: plot 'hull.xyz': unknown format '.xyz'; use .png, .pdf or .svg
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise error(f"plot {str(path)!r}: unknown format {suffix or '(no suffix)'!r}; use .png, .pdf or .svg",
+                    field="plot")  # fmt: skip
+    if path.is_dir():
+        raise error(f"plot {str(path)!r} is a directory", field="plot")
+    if path.exists() and not force:
+        raise error(f"plot {str(path)!r} exists; overwrite it with force=True", field="plot")
+    _check_writable(path, error, "plot")
+    return path
+
+
+def read_written_table(path: Path | str, suffix: str) -> pd.DataFrame:
+    """A Parquet file, or JSON records (what ``write_table`` writes), every value as text as a CSV's is
+    read (``data.read_table``)."""
+    if suffix == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        records = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("expected a list of records (objects), as generate -o FILE.json writes")
+        table = pd.DataFrame.from_records(records)
+    return table.apply(lambda column: column.map(lambda v: "" if v is None else str(v))).astype(str)
 
 
 def write_table(frame: pd.DataFrame, path: Path | str, force: bool = False) -> Path:

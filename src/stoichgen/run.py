@@ -149,9 +149,10 @@ class RunRecord:
             )
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises many types for a damaged file
+        except Exception:  # torch raises many types for a damaged file, with texts such as "105"
             raise RunError(
-                f"checkpoint {str(path)!r} is corrupt or not a stoichgen checkpoint: {err}"
+                f"checkpoint {str(path)!r} is corrupt or not a stoichgen checkpoint (torch cannot read it); "
+                "train the run again, or give another run directory"
             ) from None
         return cls.from_payload(payload, str(path))
 

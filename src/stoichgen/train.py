@@ -108,7 +108,8 @@ class _Progress:
 
 
 def _claim_run_dir(out: Path, resume: bool, force: bool) -> bool:
-    """Make ``out`` ready for a run; True when an existing run should be resumed.
+    """Whether ``out`` may take a run (nothing is created or removed yet: ``_prepare_run_dir``); True when
+    an existing run should be resumed.
 
     A directory holding only the files of a run that never saved a checkpoint (interrupted during its
     first minute) is started afresh without ``force``: nothing in it can be resumed or lost.
@@ -134,10 +135,15 @@ def _claim_run_dir(out: Path, resume: bool, force: bool) -> bool:
             f"({', '.join(sorted(entries - set(RUN_FILES))[:5])}); choose another directory or overwrite "
             "it (force=True)"
         )
+    return False
+
+
+def _prepare_run_dir(out: Path) -> None:
+    """Clear a fresh run's directory (only a run's own files: checked by ``_claim_run_dir``) and make it,
+    once every refusal has passed: a refused request creates nothing."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    return False
 
 
 # the train() arguments a resumed run takes from its record, and whether they may differ there
@@ -229,6 +235,8 @@ def train(
         raise TrainError(
             f"the training split has {len(tensors.x)} rows, fewer than one batch of {options.batch_size}"
         )
+    if record is None:
+        _prepare_run_dir(out)
     torch.manual_seed(options.seed)
     net = build_model(options, tensors.x.shape[1])
     if record is not None:

@@ -244,3 +244,137 @@ def test_cli_bad_references_exit_2_name_each_row_and_write_nothing(tmp_path, cap
     assert not out.exists()
     assert main(["hull", str(candidates), "--reference", str(good)]) == 0
     assert "of 5 known compounds" in capsys.readouterr().err
+
+
+# --- output paths refused before any work, one line, exit 2 (issue 25, rows 3 and 4) -----------------------
+
+
+@pytest.mark.parametrize("where", ["/sys/x", "/proc/x"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_unwritable_outputs_are_refused_before_any_work(tmp_path, capsys, monkeypatch, where, suffix):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\n")
+    monkeypatch.setattr(pipeline_module.Generator, "default", lambda *a, **k: pytest.fail("work began"))
+    for argv in (["hull", str(csv)], ["generate", "--target", "-2", "-n", "2"],
+                 ["screen", "--elements", "Li,O", "--max-atoms", "4"]):  # fmt: skip
+        if argv[0] == "screen" and suffix != ".parquet":
+            continue  # the screen writes Parquet only (refused by name elsewhere)
+        assert main([*argv, "-o", where + suffix]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"'{where}{suffix}': cannot write in" in err and "Traceback" not in err, argv
+
+
+@pytest.mark.parametrize(
+    ("plot", "words"),
+    [
+        ("missing_dir/x.png", "directory"),
+        ("x.xyz", "unknown format '.xyz'; use .png, .pdf or .svg"),
+        ("noext", "unknown format '(no suffix)'"),
+        ("/sys/x.png", "cannot write in '/sys'"),
+    ],
+)
+def test_hull_plot_path_is_checked_first(tmp_path, capsys, monkeypatch, plot, words):
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\n")
+    assert main(["hull", str(csv), "--plot", plot, "-o", "out.csv"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates.csv"]  # nothing written
+
+
+def test_hull_keeps_the_table_when_the_picture_cannot_be_drawn(tmp_path, capsys):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2O,-2.0\n")  # a binary system: no picture
+    out, svg = tmp_path / "out.csv", tmp_path / "x.svg"
+    assert main(["hull", str(csv), "--plot", str(svg), "-o", str(out)]) == 2
+    assert "ternary or quaternary" in capsys.readouterr().err
+    assert out.exists() and not svg.exists()
+
+
+def test_hull_plot_prints_the_written_path_and_no_matplotlib_noise(tmp_path, capsys, caplog):
+    csv = tmp_path / "candidates.csv"
+    csv.write_text("formula,predicted_property\nLi2MnO3,-2.0\n")
+    svg = tmp_path / "x.svg"
+    assert main(["hull", str(csv), "--plot", str(svg)]) == 0
+    err = capsys.readouterr().err
+    assert f"plot: {svg}" in err and svg.read_text().lstrip().startswith("<?xml")
+    assert "Ignoring fixed" not in err + caplog.text
+
+
+# --- the stability objective: one rule with the screen, no "nan" target (issue 25, rows 12 and 16) ---------
+
+
+def test_stability_with_a_target_is_refused_everywhere(tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from stoichgen.discover.pipeline import Generator
+    from stoichgen.errors import GenerateError
+    from stoichgen.web.app import create_app
+
+    out = tmp_path / "never.csv"
+    assert main(["generate", "--objective", "stability", "--target", "-2", "-n", "2", "-o", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(GenerateError, match="not both") as caught:
+        Generator.default().generate([-2.0, -1.0], n=2, objective="stability")
+    assert caught.value.field == "objective"
+    answer = TestClient(create_app()).post("/api/generate", json={"target": -2, "objective": "stability"})
+    assert answer.status_code == 422 and answer.json()["field"] == "objective"
+
+
+def test_a_stability_search_short_of_rows_names_no_nan_target(capsys):
+    argv = ["generate", "--objective", "stability", "--max-e-hull", "0", "--elements", "Li,O", "--max-atoms",
+            "4", "-n", "20"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: the search space" in err and "nan" not in err.lower()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".json", ".csv"])
+def test_hull_reads_every_format_generate_writes(tmp_path, capsys, suffix):
+    """Issue 25, row 14: `hull out.parquet` / `hull out.json` failed ('utf-8' codec..., 'Expected 1
+    fields'): hull reads the tables generate writes, with the same numbers whatever the format."""
+    written = tmp_path / f"candidates{suffix}"
+    argv = ["generate", "--target", "-2", "-n", "3", "--elements", "Li,Mn,O", "-o", str(written)]
+    assert main(argv) == 0
+    out = tmp_path / "placed.csv"
+    assert main(["hull", str(written), "-o", str(out)]) == 0
+    assert "3 of 3 rows on the hull" in capsys.readouterr().err
+    frame = pd.read_csv(out, keep_default_na=False)
+    read = {".parquet": pd.read_parquet, ".json": pd.read_json, ".csv": pd.read_csv}[suffix]
+    generated = read(written)
+    assert (frame["hull_error"] == "").all()
+    # the hull command places each row at its predicted energy, as generate did
+    assert frame["e_above_hull"].round(4).tolist() == generated["e_above_hull"].round(4).tolist()
+
+
+@pytest.mark.parametrize(("content", "suffix", "words"), [
+    (b"\xf8junk", ".parquet", "cannot be read as Parquet"),
+    (b'{"formula": "Li2O"}', ".json", "cannot be read as JSON records"),
+    (b"[1, 2", ".json", "cannot be read as JSON records"),
+])  # fmt: skip
+def test_hull_names_an_unreadable_table(tmp_path, capsys, content, suffix, words):
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(content)
+    assert main(["hull", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+# --- serve: the address checked before the "serving" line (issue 25, row 13) -------------------------------
+
+
+def test_serve_on_a_taken_port_or_unknown_host_says_so_first(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot listen on 127.0.0.1 port {port}" in err and "serving" not in err
+    for host in ("nosuchhost.invalid", "256.1.1.1"):
+        assert main(["serve", "--host", host, "--port", "8000"]) == 2
+        err = capsys.readouterr().err
+        assert f"host {host!r} cannot be resolved" in err and "serving" not in err, err

@@ -78,9 +78,11 @@ def test_serve_warns_when_bound_beyond_this_machine(monkeypatch, capsys):
     import uvicorn
 
     started = {}
-    monkeypatch.setattr(
-        uvicorn, "run", lambda app, host, port, log_level: started.update(host=host, port=port)
-    )
+    # the socket is bound before the "serving" line (issue 25, row 13) and handed to uvicorn's server
+    def run(self, sockets) -> None:
+        started["host"], started["port"] = sockets[0].getsockname()[:2]
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     assert main(["serve", "--host", "0.0.0.0", "--port", "8123"]) == 0
     err = capsys.readouterr().err
     assert "warning: binding 0.0.0.0" in err and "http://0.0.0.0:8123/" in err

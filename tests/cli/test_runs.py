@@ -160,3 +160,30 @@ def test_non_empty_out_it_did_not_create_is_refused(tmp_path, capsys):
     assert main(["reproduce", "--quick", "--out", str(tmp_path)]) == 2
     assert "holds no reproduction" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--minutes", "0"], "minutes"),
+        (["--minutes", "-1"], "minutes"),
+        (["--csv", "TINY", "--steps", "2"], "fewer than one batch"),
+        (["--csv", "MISSING", "--steps", "2"], "no such file"),
+    ],
+)
+def test_train_refusing_bad_input_creates_nothing(tmp_path, capsys, extra, words):
+    """Issue 25, row 18: a refused train left an empty RUN_DIR behind. And with --force over a run, the
+    run's files stay when the new request is refused (bad input loses nothing already written)."""
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("composition,property\nLi2O,-2.0\nFeO,-1.0\nNaCl,-2.1\n")
+    paths = {"TINY": str(tiny), "MISSING": str(tmp_path / "missing.csv")}
+    extra = [paths.get(a, a) for a in extra]
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dnn", "--repr", "b", "--out", str(out), *extra]) == 2
+    assert words in capsys.readouterr().err and not out.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "checkpoint.pt").write_bytes(b"an earlier run")
+    argv = ["train", "--model", "dnn", "--repr", "b", "--out", str(kept), "--force", *extra]
+    assert main(argv) == 2
+    assert (kept / "checkpoint.pt").read_bytes() == b"an earlier run"

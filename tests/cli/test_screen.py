@@ -59,3 +59,31 @@ def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
     assert f"{done} chunks already done" in rerun.stderr
     subprocess.run([*command, "-o", str(tmp_path / "straight.parquet")], capture_output=True, check=True)
     assert out.read_bytes() == (tmp_path / "straight.parquet").read_bytes()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["ADDRESS", "ray://ADDRESS", None])
+def test_ray_without_a_cluster_is_one_line_within_seconds(tmp_path, monkeypatch, capsys, address):
+    """Issue 25, row 6: --ray with no cluster was a traceback; --ray HOST:PORT with nothing listening hung,
+    retrying, for minutes. Now one line naming the address, and nothing written."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    where = f"127.0.0.1:{_free_port()}"
+    ray_flag = ["--ray"] if address is None else ["--ray", address.replace("ADDRESS", where)]
+    argv = ["screen", "--elements", "Li,O", "--max-atoms", "4", *ray_flag, "-o", str(tmp_path / "o.parquet")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no Ray cluster at" in err and "Traceback" not in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_reproduce_on_a_missing_ray_cluster_is_refused_the_same_way(tmp_path, capsys):
+    address = f"127.0.0.1:{_free_port()}"
+    assert main(["reproduce", "--quick", "--out", str(tmp_path / "report"), "--ray", address]) == 2
+    assert f"no Ray cluster at '{address}'" in capsys.readouterr().err

@@ -442,3 +442,34 @@ def test_max_e_hull_needs_a_formation_energy(small_csv, run_dir, tmp_path, train
     declared = Generator.from_run(run_dir, surrogate=surrogate, formation_energy=True)
     rows = declared.generate(-1.0, n=4, seed=0, max_e_hull=1.0)  # the CSV's compounds make the hull
     assert rows["e_above_hull"].notna().all() and (rows["e_above_hull"] <= 1.0).all()
+
+
+def test_a_surrogate_of_another_property_is_refused(small_csv, run_dir, tmp_path, capsys):
+    """Issue 25, row 7: a surrogate that learned another property on the same elements was accepted, and
+    its band gaps read as formation energies. Refused, as a vocabulary mismatch is: by the API and the CLI."""
+    import pandas as pd
+    import torch
+
+    from stoichgen.cli import main
+    from stoichgen.data import DataSource
+    from stoichgen.train import train
+
+    frame = pd.read_csv(small_csv)
+    frame["band_gap"] = frame["property"].abs()  # the same rows and elements, another property
+    csv = tmp_path / "gaps.csv"
+    frame.to_csv(csv, index=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train("surrogate", "bp", tmp_path / "gaps", data=DataSource(str(csv), property_column="band_gap"),
+              compile=False, batch_size=64, steps=2, progress=False)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(GenerateError, match="'band_gap'.*train both on the same data") as caught:
+        Generator.from_run(run_dir, surrogate=tmp_path / "gaps")
+    assert caught.value.field == "surrogate"
+    out = tmp_path / "never.csv"
+    argv = ["generate", "--model", str(run_dir), "--surrogate", str(tmp_path / "gaps"), "--target", "1"]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'band_gap'" in err and "train both on the same data" in err and not out.exists()

@@ -198,3 +198,37 @@ def test_a_space_without_formulas_writes_an_empty_table_with_the_columns(tmp_pat
     frame = pd.read_parquet(tmp_path / "none.parquet")
     assert result.rows == 0 and len(frame) == 0
     assert list(frame.columns) == [c.name for c in SCREEN_COLUMNS]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ScreenSpec(elements=("He", "Ne"), target=-2.0, top=5),
+        ScreenSpec(elements=("He", "Ne"), objective="stability", top=5),
+        ScreenSpec(elements=("Li",), min_elements=1, target=-2.0, top=5),
+        ScreenSpec(elements=("He", "Ne"), target=-2.0),
+    ],
+)
+def test_an_empty_space_with_a_score_writes_an_empty_table_and_leaves_no_parts(tmp_path, spec):
+    """Issue 25, row 5: with --top an empty space crashed ('NoneType' has no sort_values), left its parts
+    folder behind, and a rerun crashed the same way."""
+    for _ in range(2):  # the rerun too
+        result = run_screen(spec, tmp_path / "none.parquet", workers=1, force=True)
+        frame = pd.read_parquet(tmp_path / "none.parquet")
+        assert result.rows == 0 and list(frame.columns) == [c.name for c in SCREEN_COLUMNS]
+        assert [p.name for p in tmp_path.iterdir()] == ["none.parquet"]
+
+
+@pytest.mark.parametrize("score", [{"target": -2.0}, {"objective": "stability"}])
+def test_a_score_without_top_ranks_every_row(tmp_path, score):
+    """Chemist's point: --target without --top wrote rows in enumeration order; now best first, ties in
+    enumeration order (the order --top keeps), every row kept."""
+    spec = ScreenSpec(elements=("Li", "Mn", "Fe", "O"), max_atoms=12, chunk_rows=10, **score)
+    result = run_screen(spec, tmp_path / "ranked.parquet", workers=1)
+    frame = pd.read_parquet(tmp_path / "ranked.parquet")
+    scorer = Scorer.default()
+    enumerated = pd.concat([scorer.score(spec, chunk) for chunk in plan(spec)], ignore_index=True)
+    expected = enumerated.sort_values("score", kind="stable", na_position="last").reset_index(drop=True)
+    assert result.rows == len(frame) == len(enumerated) > 100
+    assert not frame["formula"].equals(enumerated["formula"])  # the enumeration order is not kept
+    pd.testing.assert_frame_equal(frame, expected)

@@ -124,3 +124,14 @@ def test_both_ways_of_building_the_space_agree(rule, max_atoms):
         solved = formulas_module._solved(choices, k, max_atoms)
         checked = formulas_module._checked(choices, k, max_atoms)
         assert set(map(tuple, solved.tolist())) == set(map(tuple, checked.tolist())), elements
+
+
+def test_writing_a_noble_gas_formula_says_nothing_on_stderr(recwarn):
+    """Issue 25, chemist's point: "No Pauling electronegativity for Og" leaked to stderr; not the user's
+    business (NaN sorts the element last, as intended)."""
+    from stoichgen.space import formulas
+
+    formulas._pauling_x.cache_clear()
+    assert formulas.formula_text(("Og", "F"), (1, 2)) == "F2Og"  # no electronegativity: last
+    formulas.formula_text(("He", "Ne", "F"), (1, 1, 4))
+    assert not [w for w in recwarn.list if "Pauling" in str(w.message)]

@@ -126,6 +126,14 @@ BAD_INPUTS = [
     ({"target": None, "target_range": [-2, -1], "objective": "stability"}, "target_range", "not 'stability'"),
     ({"target": None, "target_range": [-2.0, "x"]}, "target_range", "valid number"),
     ({"target": None, "target_range": [None, None]}, "target_range", "give a finite minimum"),
+    # issue 25, row 10: JSON true was read as 1 (target 1.0); refused as the Python API refuses booleans
+    ({"target": True}, "target", "true and false are only for yes/no fields"),
+    ({"target": [-2.0, False]}, "target", "true and false are only for yes/no fields"),
+    ({"n": True}, "n", "true and false are only for yes/no fields"),
+    ({"max_e_hull": True}, "max_e_hull", "true and false are only for yes/no fields"),
+    ({"seed": False}, "seed", "true and false are only for yes/no fields"),
+    ({"target": None, "target_range": [True, None]}, "target_range", "true and false are only for yes/no"),
+    ({"method": "paper", "threshold": True}, "threshold", "true and false are only for yes/no fields"),
 ]
 
 
@@ -284,3 +292,39 @@ def test_a_target_range_instead_of_a_target(app, client):
     expected = generator.generate(None, n=3, target_range=(-2.2, None), elements="Li,Fe,P,O")
     assert [r["formula"] for r in body["rows"]] == expected["formula"].tolist()
     assert [r["p_in_range"] for r in body["rows"]] == pytest.approx(expected["p_in_range"].tolist(), abs=1e-6)
+
+
+def test_running_out_of_memory_is_a_503_with_json(monkeypatch):
+    """Issue 25, row 2: a request that ran out of memory (max_elements 9, several targets on a capped
+    server) was an HTTP 500 in plain text. Now a 503 saying what to change; the server answers on."""
+    import numpy as np
+
+    from stoichgen.discover.pipeline import Generator
+
+    def exhausted(*args, **kwargs):
+        np.zeros((10**7, 10**7))  # numpy's _ArrayMemoryError, as search ran into
+
+    fresh = TestClient(create_app(), raise_server_exceptions=False)
+    monkeypatch.setattr(Generator, "generate", exhausted)
+    for body in ({"target": -2, "n": 3, "max_elements": 9}, {"target": [-3, -2, -1], "n": 50}):
+        answer = _post(fresh, **body)
+        assert answer.status_code == 503 and "not enough memory" in answer.json()["error"], answer.text
+    monkeypatch.undo()
+    assert _post(fresh, target=-2, n=2).status_code == 200
+
+
+def test_models_are_answered_while_generations_queue():
+    """Issue 25, row 17: GET /api/models waited behind queued generations (or got a 503)."""
+    import threading
+
+    app = create_app(time_limit_s=5)
+    service = app.state.service
+    release = threading.Event()
+    with TestClient(app) as fresh:
+        fresh.get("/api/models")  # loads the models once
+        service._worker.submit(release.wait, 30)  # the worker is busy with a long generation
+        try:
+            answer = fresh.get("/api/models")  # queued behind it, this would be a 503 after 5 s
+            assert answer.status_code == 200 and answer.json()["models"]
+        finally:
+            release.set()

@@ -155,7 +155,7 @@ def _grid_floor(threshold: float, unit: int) -> int:
     return units + (units / unit < threshold)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: its keys vary with every request
 def _fewest_coins(coins: tuple[int, ...], limit: int) -> np.ndarray:
     """Fewest positive integers from ``coins`` (with repetition) summing to 0..limit; inf if impossible."""
     fewest = np.full(limit + 1, np.inf)
@@ -165,7 +165,7 @@ def _fewest_coins(coins: tuple[int, ...], limit: int) -> np.ndarray:
     return fewest
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)  # bounded: its keys vary with every request
 def _grid_feasible(states: States, unit: int, floor_units: int) -> bool:
     """Whether some counts c_i >= floor_units with sum c = unit and sum c_i v_i = 0 exist for some v.
 
@@ -304,7 +304,7 @@ def metropolis_hastings(
 # Exact balancing to small integer formulas
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # bounded: its keys vary with every request
 def count_vectors(k: int, max_count: int, max_atoms: int) -> np.ndarray:
     """Integer vectors c with 1 <= c_i <= max_count and sum c <= max_atoms. Shape (n, k), read-only."""
     vectors = np.zeros((1, 0), dtype=np.int64)
@@ -330,7 +330,7 @@ def _charged_half(states: States, max_count: int, max_atoms: int) -> tuple[np.nd
     return keys % len(counts), keys // len(counts) + charge.min(initial=0)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: its keys vary with every request
 def _neutral_fractions(states: States, max_count: int, max_atoms: int, floor: float) -> np.ndarray:
     """Fractions of the primitive count vectors within bounds that are exactly neutral. Shape (n, k).
 

@@ -73,6 +73,7 @@ class Hull:
             self._by_system.setdefault(frozenset(SYMBOL.findall(formula)), []).append(row)
         self.elements = frozenset().union(*self._by_system) if self._by_system else frozenset()
         self._diagram = functools.lru_cache(maxsize=4096)(self._build)
+        self._planes = functools.lru_cache(maxsize=4096)(self._facet_planes)
 
     @classmethod
     def from_formulas(cls, formulas: Sequence[str], energies: Sequence[float]) -> Hull:
@@ -153,8 +154,7 @@ class Hull:
         planes = self._planes(frozenset(elements))  # (F, k)
         return np.asarray(energies, dtype=float) - (x @ planes.T).max(axis=1)
 
-    @functools.cache  # noqa: B019 (one cache per hull, which lives as long as its diagrams)
-    def _planes(self, system: frozenset[str]) -> np.ndarray:
+    def _facet_planes(self, system: frozenset[str]) -> np.ndarray:
         diagram, _ = self.diagram(system)
         entries = diagram.qhull_entries
         rows = []

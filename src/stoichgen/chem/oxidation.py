@@ -102,7 +102,7 @@ class StateSet:
         return bool(self.states) and all(self.states)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: its keys vary with every request
 def assignment_set(states: States) -> StateSet:
     sizes = [len(s) for s in states]
     total = math.prod(sizes)
@@ -130,7 +130,7 @@ def _half_stats(assignments: np.ndarray, slots: Sequence[int]) -> tuple[np.ndarr
     return own.sum(axis=1), own.min(axis=1, initial=np.inf), own.max(axis=1, initial=-np.inf)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)  # bounded: its keys vary with every request
 def can_neutralise(states: States, floor: float) -> bool:
     """Whether v^T x = 0 for some assignment v and fractions x_i >= floor summing to 1 (x_i > 0 if 0)."""
     state_set = assignment_set(states)
@@ -186,7 +186,7 @@ def min_abs_charge(p: np.ndarray, left: np.ndarray, right: np.ndarray | None) ->
 # Blocks: chains (compressed rows) of similar assignment counts, padded for one numpy pass
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: its keys vary with every request
 def _padded(states: States, n_left: int, n_right: int, width: int) -> tuple[np.ndarray, np.ndarray | None]:
     """A set's assignments padded to (n_left, width) / (n_right, width) by repeating the first one."""
     state_set = assignment_set(states)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import warnings
 
@@ -14,7 +15,7 @@ from stoichgen.discover.hull_table import annotate, plot_hull
 from stoichgen.discover.options import OptionSpec, option_specs
 from stoichgen.discover.pipeline import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, Generator
 from stoichgen.errors import GenerateWarning, InputError
-from stoichgen.io import check_output, write_table
+from stoichgen.io import check_figure, check_output, write_table
 from stoichgen.run import bundled_run_dir
 from stoichgen.space.score import describe_score, hull_of
 
@@ -163,8 +164,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _hull(args: argparse.Namespace) -> int:
+    # every path is refused before any work; the table is written before the picture, so that a picture
+    # that cannot be drawn (not a ternary or quaternary system) loses nothing
     if args.output is not None:
-        check_output(args.output, args.force)  # refuse before any work
+        check_output(args.output, args.force)
+    if args.plot is not None:
+        check_figure(args.plot, args.force, InputError)
     table = read_table(args.file, args.composition_column, args.property_column, allow_empty=True)
     if args.reference is None:
         hull, source = hull_of(load_mp_formation_energy()), load_mp_formation_energy().report.source
@@ -180,22 +185,39 @@ def _hull(args: argparse.Namespace) -> int:
         f"({source}); {int((out['e_above_hull'] <= 0).sum())} at or below it",
         file=sys.stderr,
     )
-    if args.plot is not None:
-        good = out[out["hull_error"] == ""]
-        energies = [float(v) for v in good[args.property_column]]
-        print(
-            f"plot: {plot_hull(hull, list(good[args.composition_column]), energies, args.plot)}",
-            file=sys.stderr,
-        )
     if args.output is not None:
         write_table(out, args.output, force=args.force)
         print(f"wrote {len(out)} rows to {args.output}", file=sys.stderr)
     else:
         print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.plot is not None:
+        good = out[out["hull_error"] == ""]
+        energies = [float(v) for v in good[args.property_column]]
+        written = plot_hull(hull, list(good[args.composition_column]), energies, args.plot)
+        print(f"plot: {written}", file=sys.stderr)
     return 0
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound now: an unknown host or a taken port is the user's error, said before
+    the "serving" line (uvicorn alone would print it after, and exit 3)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise InputError(f"host {host!r} cannot be resolved ({getattr(err, 'strerror', None) or err})",
+                         field="host") from None  # fmt: skip
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise InputError(f"cannot listen on {host} port {port}: {err.strerror or err} (another server "
+                         "there? choose another --port)", field="port") from None  # fmt: skip
+    return sock
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -204,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
     from stoichgen.web.app import create_app
 
     app = create_app(args.model)  # the given runs are checked before the server starts
+    sock = _listening_socket(args.host, args.port)
     if args.host not in LOOPBACK:
         print(
             f"stoichgen: warning: binding {args.host} makes the page reachable from other machines; it has "
@@ -217,7 +240,8 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    with sock:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
 
 
@@ -239,7 +263,7 @@ Rows are unique, not in the training split (unless --include-known), and ranked 
 where predicted_property and uncertainty are the surrogate ensemble's mean and calibrated spread.
 With --objective stability the first term is the predicted e_above_hull instead (against every known
 compound of the bundled set; element sets with a pair that no known binary compound holds are skipped,
-since the hull knows nothing there), and --target may be left out. --max-e-hull X keeps candidates at
+since the hull knows nothing there), and takes no --target. --max-e-hull X keeps candidates at
 most X eV/atom above the known hull. --reference CSV: your own known compounds (formula, formation
 energy in eV/atom) for the hull instead of the bundled set; every bad row is named and refused.
 --target-min A --target-max B instead of --target: the first term is 1 - p_in_range, the probability
@@ -263,7 +287,7 @@ balanced (--balance), annotated; constraint-violating samples are redrawn, never
     )  # fmt: skip
     gen.add_argument(
         "--target", type=float, nargs="+", action="extend", metavar="Y",
-        help="target property value(s); repeat or list several (optional with --objective stability)",
+        help="target property value(s); repeat or list several (not with --objective stability)",
     )  # fmt: skip
     gen.add_argument(
         "-n", type=int_in(1, MAX_GENERATE_ROWS), default=256,
@@ -304,9 +328,10 @@ def add_hull(commands) -> None:
     hu.add_argument("--composition-column", default="formula", metavar="C")
     hu.add_argument("--property-column", default="predicted_property", metavar="P", help="eV/atom")
     add_reference(hu, "known compounds instead of the bundled MP set (bad rows are named and refused)")
-    hu.add_argument("--plot", metavar="PNG", help="the phase diagram of a ternary or quaternary system")
+    hu.add_argument("--plot", metavar="PNG",
+                    help="the phase diagram of a ternary or quaternary system (.png, .pdf or .svg)")
     hu.add_argument("-o", "--output", metavar="FILE", help="write .csv, .parquet or .json (default: print)")
-    hu.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    hu.add_argument("--force", action="store_true", help="overwrite an existing output file or plot")
     hu.set_defaults(handler=_hull)
 
 

@@ -10,6 +10,7 @@ substitution, the chemical system and random draws, a search over valid small fo
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from typing import TYPE_CHECKING
@@ -157,6 +158,23 @@ def _fractions(candidates: list[Candidate], vocabulary) -> np.ndarray:
     return x
 
 
+REACH = 0.05  # a target is out of reach when nothing scored comes within this share of the training range
+
+
+def _warn_out_of_reach(search: Search, target: float, trained: tuple[float, float], where: str) -> None:
+    """One warning when no formula the search scored is predicted near the target: the system's
+    chemistry cannot reach it, and the rows are the closest it has (say so, with the closest value)."""
+    means = [scores.mean for scores in search.scored.values() if len(scores.mean)]
+    if not means:
+        return
+    values = np.concatenate(means)
+    closest = float(values[np.argmin(np.abs(values - target))])
+    if abs(closest - target) > REACH * (trained[1] - trained[0]):
+        warnings.warn(f"target {target:g} is out of reach of this search space ({where}): the closest "
+                      f"predicted value of any formula searched is {closest:.2f}", GenerateWarning,
+                      stacklevel=4)  # fmt: skip
+
+
 def _generate(
     surrogate: Surrogate,
     g: Generator,
@@ -201,12 +219,15 @@ def _generate(
             candidates = [c for c, ok in zip(pool, kept, strict=True) if ok][:n]
         if len(candidates) < n:
             hull_limit = "" if max_e_hull is None else f", e_above_hull <= {max_e_hull:g}"
+            which = "" if math.isnan(target) else f"target {target:g}: "  # NaN: the stability objective
             warnings.warn(
-                f"target {target:g}: the search space ({constraints.description}, at most {max_atoms} atoms, "
+                f"{which}the search space ({constraints.description}, at most {max_atoms} atoms, "
                 f"{max_elements} elements{hull_limit}) held only {len(candidates)} of {n} candidates",
                 GenerateWarning,
                 stacklevel=3,
             )
+        if not math.isnan(target) and options.target_range is None:
+            _warn_out_of_reach(search, float(target), g.property_range, constraints.description)
         found += [(float(target), rank, c) for rank, c in enumerate(candidates, start=1)]
     if not found:
         return schema.empty_frame(schema.GUIDED_COLUMNS)

@@ -16,6 +16,7 @@ be computed; empty otherwise). Bad rows keep their place with a reason; the rest
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from pymatgen.core import Composition
 from stoichgen.chem.composition import parse_formula
 from stoichgen.chem.hull import Hull
 from stoichgen.errors import FormulaError, InputError
+from stoichgen.io import atomic_path
 from stoichgen.space.score import hull_of  # noqa: F401 (public here since the hull command's first days)
 
 HULL_COLUMNS = ("e_above_hull", "decomposition", "n_known", "hull_error")
@@ -121,6 +123,8 @@ def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], pa
     ]
     axes = PDPlotter(diagram, backend="matplotlib", show_unstable=0).get_plot(label_unstable=False)
     figure = axes.figure if hasattr(axes, "figure") else plt.gcf()
+    # matplotlib logs "Ignoring fixed x limits ..." for pymatgen's equal-aspect axes: not the user's business
+    logging.getLogger("matplotlib.axes._base").setLevel(logging.ERROR)
     if len(system) == 3:
         points = np.array([triangular_coord(diagram.pd_coords(c.composition)) for c in candidates])
         axes.scatter(points[:, 0], points[:, 1], marker="*", s=160, c="tab:blue", edgecolors="k", zorder=10,
@@ -128,6 +132,7 @@ def plot_hull(hull: Hull, formulas: Sequence[str], energies: Sequence[float], pa
         axes.legend(loc="upper right")
     figure.set_size_inches(7, 6)
     path = Path(path)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as temporary:  # a failed drawing leaves no half-written picture
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".").lower())
     plt.close(figure)
     return path

@@ -41,6 +41,11 @@ METHODS = ("guided", "paper")
 MAX_GENERATE_ROWS = 100_000  # targets x n per call: bounded memory and minutes of work, not hours
 
 
+def _learned(record) -> tuple[str | None, str, str]:
+    """What a run learned: its data set and the column of the property (a name alone can coincide)."""
+    return record.data.csv, record.data.property_column, record.property_name
+
+
 class Generator:
     """A trained CondGAN or CondVAE run, ready to generate annotated compositions at target properties.
 
@@ -69,6 +74,15 @@ class Generator:
                 f"the surrogate {surrogate.record.source} knows {len(surrogate.vocabulary)} elements, the "
                 f"generator {len(sampler.vocabulary)}: train both on the same data"
             )
+        if surrogate is not None and _learned(surrogate.record) != _learned(sampler.record):
+            mine, theirs = sampler.record, surrogate.record
+            raise GenerateError(
+                f"the surrogate {theirs.source} learned {theirs.property_name!r} from "
+                f"{theirs.data.describe()} "
+                f"(column {theirs.data.property_column!r}), the generator {mine.property_name!r} from "
+                f"{mine.data.describe()} (column {mine.data.property_column!r}): its predictions would be "
+                "read as the generator's property; train both on the same data", field="surrogate"
+            )  # fmt: skip
         self.surrogate = surrogate
         self.formation_energy = formation_energy or sampler.record.data.csv is None  # MP's, or declared
         if hull is not None and not self.formation_energy:
@@ -168,6 +182,11 @@ class Generator:
         settings = build_options(method, options)
         if getattr(settings, "target_range", None) is not None and target is not None:
             raise GenerateError("give a target or a target_range, not both", field="target_range")
+        if getattr(settings, "objective", "target") == "stability" and target is not None:
+            # one rule with the screen: the stability objective ranks by e_above_hull alone
+            raise GenerateError("give a target or objective 'stability', not both: the stability objective "
+                                "ranks by predicted e_above_hull, a target would have no effect",
+                                field="objective")  # fmt: skip
         no_target = not settings.needs_target and target is None
         targets = np.array([np.nan]) if no_target else check_targets(target)
         n = check_int(n, "n", 1, MAX_GENERATE_ROWS)

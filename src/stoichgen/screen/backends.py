@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -98,17 +100,42 @@ def import_ray(error: type[StoichgenError] = ScreenError):
     return ray
 
 
+RAY_CONNECT_S = 5.0  # a cluster's head answers a TCP connect at once; Ray itself retries for minutes
+
+
+def _unreachable(address: str) -> str | None:
+    """Why nothing answers at a ``HOST:PORT`` (or ``ray://HOST:PORT``) address, or None (answered, or
+    not such an address: ``auto``)."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_S):
+            return None
+    except OSError as err:
+        return err.strerror or type(err).__name__
+
+
 @contextlib.contextmanager
 def ray_session(address: str, workers: int, error: type[StoichgenError] = ScreenError):
     """Ray, connected to the cluster at ``address`` (``"auto"``: ``RAY_ADDRESS`` or one running here) or
     started here with ``workers`` CPUs (``"local"``), and shut down afterwards if started here. Without
-    Ray, ``error`` saying how to get it."""
+    Ray, or without a cluster at ``address``, ``error`` saying so within seconds (Ray alone would retry
+    for minutes)."""
     ray = import_ray(error)
     started = not ray.is_initialized()
     if started and address == "local":
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     elif started:
-        ray.init(address=address, log_to_driver=False)
+        reason = _unreachable(address)
+        if reason is None:
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if reason is not None:
+            raise error(f"no Ray cluster at {address!r} ({reason}); start one with `ray start --head`, or "
+                        "use --ray local", field="ray") from None  # fmt: skip
     try:
         yield ray
     finally:
@@ -116,19 +143,18 @@ def ray_session(address: str, workers: int, error: type[StoichgenError] = Screen
             ray.shutdown()
 
 
-def _ray(spec: ScreenSpec, todo: Sequence[Chunk], address: str, workers: int):
-    """Ray tasks, one per chunk, at most two per CPU of the cluster in flight."""
-    with ray_session(address, workers) as ray:
-        task = ray.remote(num_cpus=1, max_retries=2)(score_chunk)
-        slots = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
-        queue, pending = list(todo), {}
-        while queue or pending:
-            while queue and len(pending) < slots:
-                chunk = queue.pop(0)
-                pending[task.remote(spec, chunk)] = chunk
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                yield pending.pop(ref), ray.get(ref)
+def _ray(ray, spec: ScreenSpec, todo: Sequence[Chunk]):
+    """Ray tasks (on the session's cluster), one per chunk, at most two per CPU of the cluster in flight."""
+    task = ray.remote(num_cpus=1, max_retries=2)(score_chunk)
+    slots = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    queue, pending = list(todo), {}
+    while queue or pending:
+        while queue and len(pending) < slots:
+            chunk = queue.pop(0)
+            pending[task.remote(spec, chunk)] = chunk
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            yield pending.pop(ref), ray.get(ref)
 
 
 def _part(parts: Path, chunk: Chunk) -> Path:
@@ -158,33 +184,37 @@ def _parts_dir(out: Path, spec: ScreenSpec, n_chunks: int) -> Path:
     return parts
 
 
-def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None) -> int:
-    """The parts in chunk order into ``out`` (or the best ``top`` rows), written atomically, in bounded
-    memory: one part at a time (with ``top``: at most twice ``top`` rows)."""
+def _join(parts: Path, chunks: Sequence[Chunk], out: Path, top: int | None, ranked: bool) -> int:
+    """The parts into ``out``, written atomically: in chunk order, or with a score (``ranked``) best
+    first, ties in chunk order (with ``top``: the best ``top`` rows, in bounded memory, at most twice
+    ``top`` rows at a time; without: all rows at once, columnar). No parts (nothing to screen): an empty
+    table with the screen's columns, never a 0-byte file."""
+    names = [_part(parts, c) for c in chunks]
     with atomic_path(out) as temporary:
-        names = [_part(parts, c) for c in chunks]
-        rows = 0
-        if top is None:
-            writer = None
-            for name in names:
-                table = pq.read_table(name)
-                writer = writer or pq.ParquetWriter(temporary, table.schema)
-                writer.write_table(table)
-                rows += table.num_rows
-            if writer is not None:
-                writer.close()
-            else:  # nothing to screen: an empty table with the screen's columns, never a 0-byte file
-                empty = pa.Table.from_pandas(empty_frame(SCREEN_COLUMNS), preserve_index=False)
-                pq.write_table(empty, temporary)
-        else:
+        if not names:
+            empty = empty_frame(SCREEN_COLUMNS)
+            pq.write_table(pa.Table.from_pandas(empty, preserve_index=False), temporary)
+            return 0
+        if top is not None:
             best = None
             for name in names:
                 part = pq.read_table(name).to_pandas()
                 best = part if best is None else top_rows(pd.concat([best, part], ignore_index=True), top)
             best = top_rows(best, top).reset_index(drop=True)
             pq.write_table(pa.Table.from_pandas(best, preserve_index=False), temporary)
-            rows = len(best)
-    return rows
+            return len(best)
+        if ranked:  # pyarrow's sort is stable, null, NaN and inf last (its default), as top_rows ranks
+            table = pa.concat_tables([pq.read_table(name) for name in names])
+            table = table.take(pc.sort_indices(table, [("score", "ascending")]))
+            pq.write_table(table, temporary)
+            return table.num_rows
+        rows = 0
+        with pq.ParquetWriter(temporary, pq.read_schema(names[0])) as writer:
+            for name in names:
+                table = pq.read_table(name)
+                writer.write_table(table)
+                rows += table.num_rows
+        return rows
 
 
 def run_screen(
@@ -206,30 +236,32 @@ def run_screen(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if not 1 <= workers <= 1024:
         raise ScreenError(f"workers must be between 1 and 1024, got {workers}", field="workers")
-    if ray is not None:
-        import_ray()  # before any part is written
     check_spec(spec)
     chunks = plan(spec)
-    parts = _parts_dir(out, spec, len(chunks))
-    todo = [c for c in chunks if not _part(parts, c).exists()]
-    skipped = len(chunks) - len(todo)
-    if ray is not None:
-        backend, label = _ray(spec, todo, ray, workers), f"Ray ({ray})"
-    elif workers == 1 or len(todo) <= 1:
-        backend, label = _in_process(spec, todo), "this process"
-    else:
-        backend, label = _processes(spec, todo, workers), f"{workers} worker processes"
-    if log is not None:
-        log(f"screening {describe_space(spec, chunks)} on {label}"
-            + (f"; {skipped} chunks already done" if skipped else ""))  # fmt: skip
-    progress = tqdm(
-        total=len(chunks), initial=skipped, unit="chunk", desc="screen", disable=not sys.stderr.isatty()
-    )
-    with progress:
-        for chunk, frame in backend:
-            _write_part(frame, _part(parts, chunk))
-            progress.update()
-    rows = _join(parts, chunks, out, spec.top)
+    with contextlib.ExitStack() as stack:
+        # Ray is connected to (or refused) before any part is written
+        session = None if ray is None else stack.enter_context(ray_session(ray, workers))
+        parts = _parts_dir(out, spec, len(chunks))
+        todo = [c for c in chunks if not _part(parts, c).exists()]
+        skipped = len(chunks) - len(todo)
+        if session is not None:
+            backend, label = _ray(session, spec, todo), f"Ray ({ray})"
+        elif workers == 1 or len(todo) <= 1:
+            backend, label = _in_process(spec, todo), "this process"
+        else:
+            backend, label = _processes(spec, todo, workers), f"{workers} worker processes"
+        if log is not None:
+            log(f"screening {describe_space(spec, chunks)} on {label}"
+                + (f"; {skipped} chunks already done" if skipped else ""))  # fmt: skip
+        progress = tqdm(
+            total=len(chunks), initial=skipped, unit="chunk", desc="screen", disable=not sys.stderr.isatty()
+        )
+        with progress:
+            for chunk, frame in backend:
+                _write_part(frame, _part(parts, chunk))
+                progress.update()
+    ranked = spec.target is not None or spec.objective == "stability"
+    rows = _join(parts, chunks, out, spec.top, ranked)
     shutil.rmtree(parts)
     screened = sum(c.rows for c in chunks)
     return ScreenResult(out, rows, screened, len(chunks), skipped, time.perf_counter() - started, label)

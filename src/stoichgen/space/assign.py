@@ -65,7 +65,7 @@ def state_probability(symbol: str, state: int) -> float:
     return max(counts.get(int(state), 0.0) / total, _FLOOR) if total else _FLOOR
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)  # bounded: its keys vary with every request
 def _choice_probability(elements: tuple[str, ...], rule: Rule) -> np.ndarray:
     """The likelihood of each state choice of ``state_choices(elements, rule)``. (C,)."""
     choices = state_choices(elements, rule)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,7 +76,7 @@ def _electronegativity(symbol: str) -> float | None:
     return smact.Element(symbol).pauling_eneg
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)  # bounded: its keys vary with every request
 def state_choices(elements: tuple[str, ...], rule: Rule) -> np.ndarray:
     """Every choice of one state per element that the rule allows, with cations and anions both present.
     Shape (C, k), int64, read-only.
@@ -119,7 +120,7 @@ def _is_alloy(elements: Sequence[str], rule: Rule) -> bool:
     return all(_pymatgen_metal(e) for e in elements)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)  # bounded: its keys vary with every request
 def candidate_counts(elements: tuple[str, ...], max_atoms: int, rule: Rule = NEUTRAL) -> np.ndarray:
     """Reduced count vectors (M, k) over ``elements`` (each count >= 1, at most ``max_atoms`` atoms) that
     the rule accepts, fewest atoms first, then by counts. Read-only. One element alone is never a
@@ -197,7 +198,9 @@ def rule_accepts(elements: tuple[str, ...], counts: np.ndarray, rule: Rule) -> n
 
 @functools.cache
 def _pauling_x(symbol: str) -> float:
-    x = Element(symbol).X
+    with warnings.catch_warnings():  # pymatgen warns for noble gases; NaN sorts them last, as intended
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        x = Element(symbol).X
     return math.inf if math.isnan(x) else x
 
 

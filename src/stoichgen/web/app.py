@@ -40,7 +40,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pymatgen.core import Element
 from starlette.exceptions import HTTPException
 
@@ -87,6 +87,14 @@ def _request_field(spec: OptionSpec, default: Any, high: float | None) -> tuple[
     return kind, Field(default, description=spec.help)
 
 
+class RequestError(Exception):
+    """A request that cannot be served: its HTTP status, message and the field it is about."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
 class _RequestBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -94,6 +102,18 @@ class _RequestBase(BaseModel):
     target: float | list[float] | None = Field(None, description="one value or a list of them")
     n: int = Field(64, ge=1, le=MAX_REQUEST_ROWS)
     method: Literal[METHODS] = "guided"  # type: ignore[valid-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: Any) -> Any:
+        """JSON true is not a number here (pydantic would read it as 1), as the Python API refuses it."""
+        for name, value in data.items() if isinstance(data, dict) else ():
+            field = cls.model_fields.get(name)
+            inner = value if isinstance(value, list) else [value]
+            if field is not None and field.annotation is not bool and any(isinstance(v, bool) for v in inner):
+                message = f"{name}: {json.dumps(value)}: true and false are only for yes/no fields"
+                raise RequestError(422, message, name)
+        return data
 
 
 # The body of ``POST /api/generate``: the model's name, the target(s), n, the method, and every option
@@ -104,14 +124,6 @@ GenerateRequest = create_model(
     **{name: _request_field(spec, default, WEB_LIMITS.get(name, spec.high))
        for name, (spec, default, _methods) in option_specs().items()},  # fmt: skip
 )
-
-
-class RequestError(Exception):
-    """A request that cannot be served: its HTTP status, message and the field it is about."""
-
-    def __init__(self, status: int, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
 
 
 @dataclass
@@ -374,6 +386,12 @@ def create_app(
     async def unservable(request: Request, exc: StoichgenError) -> JSONResponse:
         return _error(422, str(exc), exc.field)
 
+    @app.exception_handler(MemoryError)
+    async def too_big(request: Request, exc: MemoryError) -> JSONResponse:
+        # numpy's _ArrayMemoryError included: the server lives on, the request is told what to change
+        return _error(503, "not enough memory for this request on this server; ask for fewer candidates, "
+                      "fewer elements (max_elements) or smaller formulas (max_atoms)", None)  # fmt: skip
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail), None)
@@ -388,8 +406,9 @@ def create_app(
 
     @app.get("/api/models")
     async def models() -> dict[str, Any]:
-        """The models offered, the request limits and the periodic table."""
-        return await service.submit(service.models)
+        """The models offered, the request limits and the periodic table: answered at once, not queued
+        behind generations (loading a model takes the loading lock, never the worker)."""
+        return await asyncio.to_thread(service.models)
 
     @app.post("/api/generate")
     async def generate(request: GenerateRequest) -> dict[str, Any]:
