@@ -26,6 +26,9 @@ FEW_KEYS = {
     "stoichgen.space.formulas._states", "stoichgen.space.formulas._electronegativity",
     "stoichgen.space.formulas._pymatgen_metal", "stoichgen.space.formulas._pauling_x",
     "stoichgen.web.app._libc",
+    # verify: the bundled hull, the shipped calibration, CHGNet and its optimiser per device (cpu, cuda)
+    "stoichgen.verify.batch.bundled_hull", "stoichgen.verify.footing.shipped",
+    "stoichgen.verify.search.potential", "stoichgen.verify.search._optimizer",
     # one reproduction's pieces, keyed by its plan's runs and splits (18 runs, 3 splits)
     "stoichgen.paper.pieces.split", "stoichgen.paper.pieces.sampler", "stoichgen.paper.pieces.generator",
     "stoichgen.paper.pieces.nearest",

@@ -58,6 +58,8 @@ def test_ctrl_c_in_a_real_process_exits_130(tmp_path):
         [sys.executable, "-m", "stoichgen.cli", "train", "--model", "dnn", "--repr", "b", "--minutes", "5",
          "--no-compile", "--out", str(tmp_path / "run")],
         stderr=subprocess.PIPE, text=True,
+        # a shell's background job (CI launched with &) inherits SIGINT ignored; a user's terminal does not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (tmp_path / "run" / "losses.jsonl").exists() and time.monotonic() < deadline:

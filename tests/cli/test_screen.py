@@ -37,6 +37,12 @@ def test_without_ray_the_message_says_how_to_get_it(tmp_path, monkeypatch, capsy
     assert not list(tmp_path.iterdir())  # refused before any part was written
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
     """SIGINT to `stoichgen screen` once some chunks are written; the rerun skips them and writes the file
@@ -45,7 +51,9 @@ def test_ctrl_c_on_a_real_screen_then_rerun(tmp_path):
             "--chunk-rows", "60"]  # fmt: skip
     command = [sys.executable, "-m", "stoichgen.cli", "screen", *args]
     out = tmp_path / "screen.parquet"
-    process = subprocess.Popen([*command, "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    # a shell's background job inherits SIGINT ignored; the user's terminal does not
+    process = subprocess.Popen([*command, "-o", str(out)], stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_default_sigint)  # fmt: skip
     parts = tmp_path / ".screen.parquet.parts"
     deadline = time.monotonic() + 120
     while len(list(parts.glob("*.parquet"))) < 3 and time.monotonic() < deadline and process.poll() is None:
