@@ -86,7 +86,13 @@ def _processes(spec: ScreenSpec, todo: Sequence[Chunk], workers: int) -> Iterato
                 for future in sorted(done, key=lambda f: pending[f].index):
                     yield pending.pop(future), future.result()
         except BaseException:
+            # Ctrl-C (or an error): stop now. The workers ignore SIGINT and shutdown() alone lets the
+            # running chunks finish, with the interpreter's exit waiting for them (tens of seconds), so
+            # end the workers; finished chunks are already parts (Python 3.14: pool.terminate_workers())
+            processes = list(pool._processes.values())
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
             raise
 
 
@@ -148,13 +154,19 @@ def _ray(ray, spec: ScreenSpec, todo: Sequence[Chunk]):
     task = ray.remote(num_cpus=1, max_retries=2)(score_chunk)
     slots = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
     queue, pending = list(todo), {}
-    while queue or pending:
-        while queue and len(pending) < slots:
-            chunk = queue.pop(0)
-            pending[task.remote(spec, chunk)] = chunk
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            yield pending.pop(ref), ray.get(ref)
+    try:
+        while queue or pending:
+            while queue and len(pending) < slots:
+                chunk = queue.pop(0)
+                pending[task.remote(spec, chunk)] = chunk
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+    except BaseException:
+        # Ctrl-C (or an error): the running tasks would go on on the cluster; stop them
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
 
 
 def _part(parts: Path, chunk: Chunk) -> Path:
