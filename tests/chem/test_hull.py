@@ -125,3 +125,56 @@ def test_stability_objective_ranks_by_predicted_e_above_hull():
         generator.generate(-1.0, n=4, objective="stability", method="paper")
     with pytest.raises(GenerateError, match="unknown objective"):
         generator.generate(-1.0, n=4, objective="cheap")
+
+
+def test_batched_queries_equal_pymatgen_row_by_row(dataset):
+    """query_many (own qhull lower hulls) against query (pymatgen's PhaseDiagram) on 600 bundled formulas
+    from many systems, energies moved so that some fall below the hull: the same e_above_hull,
+    decomposition, n_known and reason on every row, bad rows included."""
+    rng = np.random.default_rng(3)
+    index = rng.choice(len(dataset.y), 600, replace=False)
+    formulas = list(dataset.frame["reduced_formula"].to_numpy()[index]) + ["Xx2O", "XeF2", "Li2O", "Li", "O"]
+    energies = list(dataset.y[index] + rng.normal(0.0, 0.15, len(index))) + [
+        -1.0,
+        -1.0,
+        float("nan"),
+        0.2,
+        -0.1,
+    ]
+    reference, batched = hull_of(dataset), hull_of(dataset)  # fresh: neither sees the other's cache
+    expected = [reference.query(f, e) for f, e in zip(formulas, energies, strict=True)]
+    got = batched.query_many(formulas, energies)
+    assert len({frozenset(Composition(f).chemical_system.split("-")) for f in formulas[:600]}) > 400
+    assert sum(r.e_above_hull < 0 for r in expected[:600]) >= 40  # below the hull too
+    for formula, want, have in zip(formulas, expected, got, strict=True):
+        assert have.e_above_hull == pytest.approx(want.e_above_hull, abs=1e-9, nan_ok=True), formula
+        assert (have.decomposition, have.n_known, have.reason) == (
+            want.decomposition,
+            want.n_known,
+            want.reason,
+        )
+
+
+def test_batched_hull_keeps_pymatgen_conventions():
+    """Polymorphs (the lowest counts), an element listed below zero (it becomes the corner, as pymatgen
+    takes the lowest elemental entry), a compound above the elements' plane (never on the hull), and a
+    system with no compound below zero (the flat hull of the elements)."""
+    hull = Hull.from_formulas(
+        ["Li2O", "Li2O", "LiO2", "Li", "NaCl", "Cs2O"], [-1.0, -2.1, 0.3, -0.05, 0.2, -1.0]
+    )
+    for formula, energy in [("Li2O2", -1.5), ("Li", 0.0), ("LiO2", 0.1), ("NaCl", 0.1), ("Na2Cl", -0.1),
+                            ("Cs2O", -1.0), ("CsO", -0.2)]:  # fmt: skip
+        want, have = hull.query(formula, energy), hull.query_many([formula], [energy])[0]
+        assert have.e_above_hull == pytest.approx(want.e_above_hull, abs=1e-12), formula
+        assert have.decomposition == want.decomposition, formula
+
+
+def test_hull_command_shows_progress_only_on_a_terminal(tmp_path, capsys):
+    """annotate's progress bar goes to stderr when asked, and the table is the same either way."""
+    table = pd.DataFrame({"formula": ["Li2O2", "FeO", "Li5FeO4"], "e": [-1.5, -1.4, -1.9]})
+    hull = Hull.from_formulas(["Li2O", "Fe2O3", "LiFeO2", "FeO"], [-2.1, -1.7, -2.0, -1.5])
+    quiet = annotate(table, "formula", "e", hull)
+    assert capsys.readouterr().err == ""
+    shown = annotate(table, "formula", "e", hull, progress=True)
+    assert "3/3" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(quiet, shown)

@@ -176,7 +176,7 @@ def _hull(args: argparse.Namespace) -> int:
     else:  # the same reading as generate --reference: every bad row named, nothing dropped silently
         hull = read_hull(args.reference, args.reference_composition_column, args.reference_property_column)
         source = args.reference
-    out = annotate(table, args.composition_column, args.property_column, hull)
+    out = annotate(table, args.composition_column, args.property_column, hull, progress=sys.stderr.isatty())
     bad = out[out["hull_error"] != ""]
     for row, reason in zip(bad.index, bad["hull_error"], strict=True):
         print(f"stoichgen: warning: row {row + 2}: {reason}", file=sys.stderr)  # the header is line 1

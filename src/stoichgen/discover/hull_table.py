@@ -35,24 +35,35 @@ from stoichgen.space.score import hull_of  # noqa: F401 (public here since the h
 HULL_COLUMNS = ("e_above_hull", "decomposition", "n_known", "hull_error")
 
 
-def annotate(table: pd.DataFrame, composition_column: str, property_column: str, hull: Hull) -> pd.DataFrame:
-    """``table`` with the hull columns added (see the module docstring)."""
-    results = []
-    for formula, value in zip(table[composition_column], table[property_column], strict=True):
+def annotate(
+    table: pd.DataFrame, composition_column: str, property_column: str, hull: Hull, progress: bool = False
+) -> pd.DataFrame:
+    """``table`` with the hull columns added (see the module docstring); ``progress`` shows a bar on
+    stderr."""
+    formulas: list[str | Composition] = []
+    energies: list[object] = []
+    reasons: dict[int, str] = {}
+    for row, (formula, value) in enumerate(
+        zip(table[composition_column], table[property_column], strict=True)
+    ):
         try:
-            energy = float(str(value).strip())
+            energies.append(float(str(value).strip()))
         except ValueError:
-            energy = None
-        if energy is None:
-            results.append((math.nan, "", 0, f"energy {value!r} is not a number"))
-            continue
+            energies.append(math.nan)
+            reasons[row] = f"energy {value!r} is not a number"
         try:
-            comp = parse_formula(str(formula))
+            formulas.append(parse_formula(str(formula)))
         except FormulaError as err:
-            results.append((math.nan, "", 0, str(err)))
-            continue
-        r = hull.query(comp, energy)
-        results.append((r.e_above_hull, r.decomposition, r.n_known, r.reason))
+            formulas.append("")
+            reasons.setdefault(row, str(err))
+    placed = hull.query_many(formulas, [math.nan if row in reasons else e for row, e in enumerate(energies)],
+                             progress=progress)  # fmt: skip
+    results = [
+        (math.nan, "", 0, reasons[row])
+        if row in reasons
+        else (r.e_above_hull, r.decomposition, r.n_known, r.reason)
+        for row, r in enumerate(placed)
+    ]
     out = table.copy()
     for name, column in zip(HULL_COLUMNS, zip(*results, strict=True) if results else [()] * 4, strict=True):
         out[name] = list(column)
