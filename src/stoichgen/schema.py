@@ -78,7 +78,11 @@ GUIDED_COLUMNS: tuple[Column, ...] = (
     Column("smact_valid", bool, "SMACT's `smact_validity` on `formula` (False, unchecked, when SMACT would "
            "try more than 20,000 oxidation-state combinations)"),
     *NEAREST_COLUMNS,
-    Column("novel", bool, "`formula` is not in the training split (all rows unless `include_known`)"),
+    Column("novel", bool, "`formula` is not a known compound: not in the model's data set, any split (the "
+           "bundled MP set for the bundled models), nor in `--reference` when given"),
+    Column("not_in_training", bool, "`formula` is not in the model's training split (the benchmarks' "
+           "novelty; all rows unless `include_known`): a False `novel` beside a True here is a known "
+           "compound the model never saw, rediscovered"),
 )  # fmt: skip
 PAPER_COLUMNS: tuple[Column, ...] = (
     TARGET,
@@ -102,7 +106,10 @@ PAPER_COLUMNS: tuple[Column, ...] = (
            "constraint masking, before thresholding), as in the paper's Table 3; NaN for a CondVAE"),
     Column("predicted_property_balanced", float, "P of the balanced composition, x^p recomputed from it"),
     *NEAREST_COLUMNS,
-    Column("novel", bool, "`formula` is not a reduced formula of the training split"),
+    Column("novel", bool, "`formula` is not a known compound: not in the model's data set, any split, nor "
+           "in `--reference` when given"),
+    Column("not_in_training", bool, "`formula` is not a reduced formula of the training split (the "
+           "paper's novelty, Table 2)"),
 )  # fmt: skip
 NAMES: tuple[str, ...] = tuple(c.name for c in PAPER_COLUMNS)
 

@@ -110,7 +110,7 @@ def test_known_training_composition_is_not_novel_and_is_its_own_nearest(gen):
     assert df["nearest_formula"].iloc[0] == reference.formulas[row]
     assert df["nearest_distance"].iloc[0] == pytest.approx(0.0, abs=1e-9)
     assert df["nearest_property"].iloc[0] == reference.y[row]
-    assert not df["novel"].iloc[0]
+    assert not df["novel"].iloc[0] and not df["not_in_training"].iloc[0]
 
 
 def test_nearest_is_the_training_split_nearest(gen):
@@ -473,3 +473,21 @@ def test_a_surrogate_of_another_property_is_refused(small_csv, run_dir, tmp_path
     assert main([*argv, "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "'band_gap'" in err and "train both on the same data" in err and not out.exists()
+
+
+def test_novel_means_no_known_compound_and_the_training_notion_keeps_its_own_name(tmp_path):
+    """On the bundled model: FeO and Fe2O3 are known compounds (novel False) whichever split holds them;
+    a compound of the test split is known but unseen in training; a user's reference adds its compounds
+    to the known ones."""
+    from stoichgen.chem.hull import read_hull
+
+    bundled = Generator.default()
+    data = bundled.sampler.record.load_data().frame["reduced_formula"]
+    unseen = sorted(set(data) - bundled.reference.formula_set)[0]  # in the data set, not in training
+    novel, not_in_training = bundled.novelty(["FeO", "Fe4O6", unseen, "Li9Fe7O20"])
+    assert novel.tolist() == [False, False, False, True]
+    assert not_in_training.tolist()[2:] == [True, True]
+    reference = tmp_path / "known.csv"
+    reference.write_text("composition,property\nLi9Fe7O20,-1.9\nLi2O,-2.1\nFe2O3,-1.7\nLiFeO2,-2.0\n")
+    mine = Generator.default(hull=read_hull(reference))
+    assert mine.novelty(["Li9Fe7O20", "Li5Fe3O9"])[0].tolist() == [False, True]

@@ -117,6 +117,14 @@ class Hull:
     def __len__(self) -> int:
         return len(self._formulas)
 
+    def reduced_formulas(self) -> frozenset[str]:
+        """pymatgen's reduced formula of every known compound.
+
+        >>> sorted(Hull.from_formulas(["Li4O2", "LiO2"], [-2.1, -1.0]).reduced_formulas())
+        ['Li2O', 'LiO2']
+        """
+        return frozenset(reduced_formula(f) for f in self._formulas)
+
     def pairs_covered(self, system: frozenset[str]) -> bool:
         """Whether every pair of the system's elements has a known binary compound: where one is missing,
         the hull knows nothing of that pair's bonding, and anything bound would look stable.

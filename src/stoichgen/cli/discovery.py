@@ -7,17 +7,14 @@ import socket
 import sys
 import warnings
 
-from stoichgen.chem.hull import read_hull
 from stoichgen.cli import verify as verify_cli
-from stoichgen.cli.common import int_in
-from stoichgen.data import load_mp_formation_energy, read_table
-from stoichgen.discover.hull_table import annotate, plot_hull
-from stoichgen.discover.options import OptionSpec, option_specs
-from stoichgen.discover.pipeline import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, Generator
+from stoichgen.cli.common import COMMANDS, int_in
+from stoichgen.discover.options import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, OptionSpec, option_specs
 from stoichgen.errors import GenerateWarning, InputError
 from stoichgen.io import check_figure, check_output, write_table
-from stoichgen.run import bundled_run_dir
-from stoichgen.space.score import describe_score, hull_of
+from stoichgen.space.score import describe_score
+
+# The handlers import the models, the hull and the web app when they run: `generate --help` loads none.
 
 # Columns printed to the terminal when no output file is given (the file has them all).
 GUIDED_SHOWN = (
@@ -81,6 +78,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from stoichgen.chem.hull import read_hull
+    from stoichgen.discover.pipeline import Generator
+    from stoichgen.run import bundled_run_dir
+
     if args.output is not None:
         check_output(args.output, args.force)  # refuse before any work
     given = [f for f, v in (("--trials", args.trials), ("--steps", args.steps), ("--budget", args.budget_s),
@@ -126,7 +127,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(
             f"generated {len(frame)} compositions ({a['balance']} balancing): "
             f"{int(frame['charge_neutral'].sum())} charge neutral, {int(frame['smact_valid'].sum())} "
-            f"SMACT-valid, {int(frame['novel'].sum())} novel; redrawn {a['redrawn']} samples ({reasons}); "
+            f"SMACT-valid, {_novelty(frame)}; redrawn {a['redrawn']} samples ({reasons}); "
             f"dropped {a['dropped']}; duplicates removed {a['duplicates_removed']}",
             file=sys.stderr,
         )
@@ -139,7 +140,7 @@ def _generate(args: argparse.Namespace) -> int:
             first_term, spread_term = f"1 - p_in_range [{low:g}, {high:g}]", ""
         print(
             f"generated {len(frame)} candidates (guided search): all SMACT-valid, "
-            f"{int(frame['intermetallic'].sum())} intermetallic, {int(frame['novel'].sum())} novel; ranked "
+            f"{int(frame['intermetallic'].sum())} intermetallic, {_novelty(frame)}; ranked "
             f"by score = {first_term} "
             f"{spread_term}+ realism terms (see --help)",
             file=sys.stderr,
@@ -163,7 +164,17 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _novelty(frame) -> str:
+    return (f"{int(frame['novel'].sum())} novel (no known compound), "
+            f"{int(frame['not_in_training'].sum())} not in the training split")  # fmt: skip
+
+
 def _hull(args: argparse.Namespace) -> int:
+    from stoichgen.chem.hull import read_hull
+    from stoichgen.data import load_mp_formation_energy, read_table
+    from stoichgen.discover.hull_table import annotate, plot_hull
+    from stoichgen.space.score import hull_of
+
     # every path is refused before any work; the table is written before the picture, so that a picture
     # that cannot be drawn (not a ternary or quaternary system) loses nothing
     if args.output is not None:
@@ -248,7 +259,7 @@ def _serve(args: argparse.Namespace) -> int:
 def add_generate(commands) -> None:
     gen = commands.add_parser(
         "generate",
-        help="generate compositions at a target property",
+        help=COMMANDS["generate"][1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""Candidate compositions at target property values.
 
@@ -318,7 +329,7 @@ def add_reference(parser: argparse.ArgumentParser, text: str) -> None:
 def add_hull(commands) -> None:
     hu = commands.add_parser(
         "hull",
-        help="where each row would sit on the convex hull of known compounds",
+        help=COMMANDS["hull"][1],
         description="For every row (a composition and its formation energy in eV/atom), add e_above_hull "
         "(eV/atom; negative: below the known hull), decomposition (the competing products) and n_known "
         "(known compounds in its chemical system), on pymatgen's PhaseDiagram with every element at 0. "
@@ -338,7 +349,7 @@ def add_hull(commands) -> None:
 def add_serve(commands) -> None:
     web = commands.add_parser(
         "serve",
-        help="the web page: a periodic table, a target, candidates with plots and downloads",
+        help=COMMANDS["serve"][1],
         description="Start the web page and its HTTP API (GET /api/models, POST /api/generate; see the "
         "README) on a local address. Models offered: the bundled ones and each --model RUN_DIR.",
     )

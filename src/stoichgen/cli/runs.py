@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stoichgen.cli.common import SEED, int_in
+from stoichgen.cli.common import COMMANDS, SEED, int_in
 from stoichgen.data import Dataset, DataSource, load_csv, load_mp_formation_energy
 from stoichgen.discover.pipeline import Generator
 from stoichgen.evaluate.runs import evaluate_run, parse_targets
@@ -88,7 +88,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def add_data(commands) -> None:
-    data = commands.add_parser("data", help="inspect the bundled data set or your own CSV")
+    data = commands.add_parser("data", help=COMMANDS["data"][1])
     data_commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     info = data_commands.add_parser("info", help="row count, elements, property range, bad-row report")
     _add_data_source(info)
@@ -96,7 +96,7 @@ def add_data(commands) -> None:
 
 
 def add_train(commands) -> None:
-    tr = commands.add_parser("train", help="train a CondGAN, CondVAE or DNN into a run directory")
+    tr = commands.add_parser("train", help=COMMANDS["train"][1])
     tr.add_argument("--model", required=True, choices=["cgan", "cvae", "dnn", "surrogate"])
     tr.add_argument("--repr", required=True, choices=["b", "bp"], help="x^b or x^bp = [x^b, x^p]")
     tr.add_argument("--out", required=True, metavar="RUN_DIR")
@@ -133,7 +133,7 @@ def add_train(commands) -> None:
 def add_evaluate(commands) -> None:
     ev = commands.add_parser(
         "evaluate",
-        help="the paper's Table 2 / Table 4 metrics for one run",
+        help=COMMANDS["evaluate"][1],
         description="For a CondGAN/CondVAE run: n samples per target, near() = nearest composition of the "
         "whole data set in the run's normalised x^b (and x^bp) space, MAE/RMSE of near(y), distance. For a "
         "CondGAN/DNN run: MAE/RMSE of P(.) on the run's test split.",
@@ -159,7 +159,7 @@ def add_evaluate(commands) -> None:
 def add_reproduce(commands) -> None:
     rep = commands.add_parser(
         "reproduce",
-        help="reproduce the paper's Tables 1-6 and Figure 1 into REPORT_DIR/report.md",
+        help=COMMANDS["reproduce"][1],
         description="Train every run it needs (or reuse finished ones in REPORT_DIR), evaluate, and write "
         "report.md with the paper's numbers beside ours, PNG figures and CSV files. Re-running resumes.",
     )

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from stoichgen.chem.oxidation import OXIDATION_TABLES
-from stoichgen.cli.common import int_in
+from stoichgen.cli.common import COMMANDS, int_in
 from stoichgen.data import read_table
 from stoichgen.errors import InputError
 from stoichgen.space.formulas import MAX_ENUMERATION_ATOMS
@@ -53,7 +53,7 @@ def _screen(args: argparse.Namespace) -> int:
 def add_screen(commands) -> None:
     sc = commands.add_parser(
         "screen",
-        help="every charge-neutral formula over a set of elements (or your list), scored and ranked",
+        help=COMMANDS["screen"][1],
         description="Enumerate every reduced formula over subsets of --elements (each element's count "
         ">= 1, gcd 1, at most --max-atoms atoms, --min-elements to --max-elements elements) that is exactly "
         "neutral for one oxidation state per element, built not filtered; score each with the bundled "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stoichgen.cli.common import int_in
+from stoichgen.cli.common import COMMANDS, int_in
 from stoichgen.errors import InputError
 from stoichgen.io import check_output, write_table
 
@@ -97,7 +97,7 @@ def add_search_flags(parser: argparse.ArgumentParser, prefix: str = "") -> None:
 def add_verify(commands) -> None:
     ve = commands.add_parser(
         "verify",
-        help="a crystal structure and a formation energy from CHGNet for each candidate",
+        help=COMMANDS["verify"][1],
         description="For each composition of FILE (generate's output, or any table with a formula column): "
         "a small random structure search (pyxtal: T trials, formula units 1..Z, space groups drawn), each "
         "relaxed by the CHGNet potential (cell and positions, ASE's FIRE), the lowest energy kept. Adds "

@@ -243,6 +243,8 @@ def _generate(
     mean, spread = surrogate.report_fractions_with_spread(x)  # (M,), (M,)
     e_hull = np.asarray(e_hull, dtype=float) + mean - np.array([c.mean for c in cands])
     e_hull_spread = spread if hull is not None else np.full(len(cands), np.nan)
+    novel, _ = g.novelty([c.formula for c in cands])
+    not_in_training = [key not in chemistry.known for key in fraction_keys(x)]  # what the search lets through
     return schema.frame(
         {
             "target": [t for t, _, _ in found],
@@ -270,7 +272,8 @@ def _generate(
             "nearest_formula": [reference.formulas[i] for i in index],
             "nearest_property": reference.y[index],
             "nearest_distance": distance,
-            "novel": [key not in chemistry.known for key in fraction_keys(x)],
+            "novel": novel,
+            "not_in_training": not_in_training,
         },
         schema.GUIDED_COLUMNS,
     )

@@ -27,6 +27,10 @@ from stoichgen.chem.oxidation import OXIDATION_TABLES
 from stoichgen.errors import SEED_MAX, GenerateError, check_choice, check_int, check_number
 from stoichgen.space.score import OBJECTIVES
 
+DEFAULT_MODEL = "cgan-bp"  # resources/models/<name>/: the bundled default run
+METHODS = ("guided", "paper")
+MAX_GENERATE_ROWS = 100_000  # targets x n per call: bounded memory and minutes of work, not hours
+
 __all__ = ["GENERATE_MAX_ITERATIONS", "MAX_ITERATIONS", "CommonOptions", "GuidedOptions", "OptionSpec",
            "PaperOptions", "option_names", "option_specs"]  # fmt: skip
 

@@ -276,6 +276,7 @@ class PaperMethod:
             predicted_balanced = self.sampler.predictor.predict_fractions(x)
         distance, index = self.generator.nearest.query(x)
         reference = self.generator.reference
+        novel, not_in_training = self.generator.novelty(formulas)
         frame = schema.frame(
             {
                 "target": np.repeat(targets, counts),
@@ -296,7 +297,8 @@ class PaperMethod:
                 "nearest_formula": [reference.formulas[i] for i in index],
                 "nearest_property": reference.y[index],
                 "nearest_distance": distance,
-                "novel": np.array([f not in reference.formula_set for f in formulas], dtype=bool),
+                "novel": novel,
+                "not_in_training": not_in_training,
             }
         )
         frame.attrs["balance_skipped"] = skipped

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from stoichgen.chem.composition import Vocabulary
-from stoichgen.chem.hull import Hull
+from stoichgen.chem.hull import Hull, reduced_formula
 from stoichgen.discover.guided import GuidedMethod, bundled_surrogate_for
-from stoichgen.discover.options import build_options
+from stoichgen.discover.options import DEFAULT_MODEL, MAX_GENERATE_ROWS, METHODS, build_options
 from stoichgen.discover.paper import PaperMethod
 from stoichgen.discover.reference import Reference, load_reference
 from stoichgen.errors import ExtrapolationWarning, GenerateError, check_choice, check_int, check_targets
@@ -36,9 +36,6 @@ from stoichgen.space.score import Chemistry, hull_of
 
 __all__ = ["DEFAULT_MODEL", "MAX_GENERATE_ROWS", "METHODS", "Generator"]
 
-DEFAULT_MODEL = "cgan-bp"  # resources/models/<name>/: the bundled default run
-METHODS = ("guided", "paper")
-MAX_GENERATE_ROWS = 100_000  # targets x n per call: bounded memory and minutes of work, not hours
 
 
 def _learned(record) -> tuple[str | None, str, str]:
@@ -69,6 +66,7 @@ class Generator:
         self._chemistry: Chemistry | None = None
         self._hull = hull  # None: built from the run's data on first use
         self.hull_given = hull is not None  # the user's own known compounds (read_hull, --reference)
+        self._known: frozenset[str] | None = None
         if surrogate is not None and surrogate.vocabulary != sampler.vocabulary:
             raise GenerateError(
                 f"the surrogate {surrogate.record.source} knows {len(surrogate.vocabulary)} elements, the "
@@ -124,6 +122,26 @@ class Generator:
         if self._hull is None and self.formation_energy:
             self._hull = hull_of(self.sampler.record.load_data())
         return self._hull
+
+    @property
+    def known_formulas(self) -> frozenset[str]:
+        """Reduced formulas of every known compound: the run's data, all splits (the bundled MP set for
+        the bundled models), and the user's reference when one was given. A row is ``novel`` when its
+        formula is not among them (cached)."""
+        if self._known is None:
+            known = set(self.sampler.record.load_data().frame["reduced_formula"])
+            if self.hull_given:
+                known |= self._hull.reduced_formulas()
+            self._known = frozenset(known)
+        return self._known
+
+    def novelty(self, formulas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per formula: ``novel`` (not a known compound: ``known_formulas``) and ``not_in_training`` (not a
+        formula of the model's training split: the benchmarks' notion). Two bool arrays, shape (N,)."""
+        reduced = [reduced_formula(f) for f in formulas]
+        training = self.reference.formula_set
+        novel = np.array([f not in self.known_formulas for f in reduced], dtype=bool)
+        return novel, np.array([f not in training for f in reduced], dtype=bool)
 
     @property
     def chemistry(self) -> Chemistry:

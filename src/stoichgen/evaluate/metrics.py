@@ -222,7 +222,7 @@ def sample_quality(
         raise EvaluateError("the model generated no non-empty composition")
     per_target = frame.groupby("target")["formula"]
     distinct = per_target.nunique() / per_target.size()
-    novel = frame["novel"].to_numpy()
+    novel = frame["not_in_training"].to_numpy()  # the paper's novelty: unseen in training
     judge_mae = judge_mae_novel = float("nan")
     if judge is not None:
         if judge.vocabulary.symbols != generator.vocabulary.symbols:

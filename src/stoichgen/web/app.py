@@ -195,7 +195,7 @@ def _records(frame) -> list[dict[str, Any]]:
 
 def _counts(frame, requested: int) -> dict[str, int]:
     counts = {"rows": len(frame), "requested": requested}
-    for name in ("novel", "charge_neutral", "smact_valid", "intermetallic"):
+    for name in ("novel", "not_in_training", "charge_neutral", "smact_valid", "intermetallic"):
         if name in frame:
             counts[name] = int(frame[name].sum())
     if "e_above_hull" in frame:

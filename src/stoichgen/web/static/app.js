@@ -17,7 +17,8 @@ const SHOWN = [
   ["oxidation_probability", "their likelihood"],
   ["charge_neutral", "charge neutral"],
   ["smact_valid", "SMACT valid"],
-  ["novel", "novel"],
+  ["novel", "novel (no known compound)"],
+  ["not_in_training", "not in training"],
   ["nearest_formula", "nearest known"],
   ["nearest_property", "nearest's property"],
 ];
@@ -205,7 +206,7 @@ function showResults() {
   const c = r.counts;
   const parts = [`${c.rows} of ${c.requested} requested`];
   for (const [key, words] of [["charge_neutral", "charge neutral"], ["smact_valid", "SMACT-valid"],
-    ["novel", "novel"], ["below_or_on_hull", "at or below the known hull"]]) {
+    ["novel", "novel"], ["not_in_training", "not in training"], ["below_or_on_hull", "at or below the known hull"]]) {
     if (key in c) parts.push(`${c[key]} ${words}`);
   }
   $("summary").textContent = parts.join(", ");
