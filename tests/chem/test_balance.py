@@ -5,9 +5,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from pymatgen.core import Composition, Element
 
 from stoichgen.chem.balance import _grid_feasible, balance_valence, exact_balance, metropolis_hastings
-from stoichgen.chem.composition import Vocabulary, composition_to_fractions, parse_formula
+from stoichgen.chem.composition import (
+    Vocabulary,
+    composition_to_fractions,
+    parse_formula,
+)
 from stoichgen.chem.oxidation import (
     assignment_set,
     can_neutralise,
@@ -344,6 +349,31 @@ def test_exact_flags_impossible_rows():
     assert result.unbalanceable.tolist() == [True, False, False]
     np.testing.assert_array_equal(result.x[:2], x[:2])
     np.testing.assert_allclose(result.x[2], rows("NaCl")[0])
+
+
+# The bundled model's 89 elements (Generator.default().vocabulary): H to Pu but Po, At, Rn, Fr and Ra.
+MODEL_VOCAB = Vocabulary(tuple(Element.from_Z(z).symbol for z in range(1, 95) if not 84 <= z <= 88))
+
+
+def pymatgen_neutral(formula: str, table: str, target: int = 0) -> bool:
+    """pymatgen's own check with a table's states (README): ``Composition.oxi_state_guesses``."""
+    comp = Composition(formula)
+    if table == "all":
+        return bool(comp.oxi_state_guesses(all_oxi_states=True, target_charge=target))
+    if table == "icsd":
+        return bool(comp.oxi_state_guesses(target_charge=target))
+    common = {el.symbol: el.common_oxidation_states for el in comp}
+    return bool(comp.oxi_state_guesses(oxi_states_override=common, target_charge=target))
+
+
+@pytest.mark.parametrize("table", ["common", "icsd", "all"])
+def test_tables_are_pymatgens_own_check(table):
+    # Probed with one F- (Cs+ for F itself): pymatgen calls any single element neutral, and with one atom
+    # of each element its mixed valences cannot hide a missing state.
+    for symbol in MODEL_VOCAB.symbols:
+        partner, charge = ("Cs", 1) if symbol == "F" else ("F", -1)
+        seen = tuple(s for s in range(-8, 9) if pymatgen_neutral(symbol + partner, table, s + charge))
+        assert oxidation_states(symbol, table) == seen, symbol
 
 
 # ---------------------------------------------------------------------------------------------------------
