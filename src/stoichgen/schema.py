@@ -95,7 +95,8 @@ PAPER_COLUMNS: tuple[Column, ...] = (
     Column("valence_raw", float, "min over oxidation-state assignments of abs(vᵀx) before balancing (NaN for "
            "elements without oxidation states, or too many assignments to measure)"),
     Column("valence", float, "the same after balancing"),
-    Column("charge_neutral", bool, "valence below 1e-3 after balancing"),
+    Column("charge_neutral", bool, "valence below 1e-3 after balancing; with `--balance exact`, `formula` "
+           "has at most `--max-atoms` atoms and is exactly neutral (pymatgen's check agrees)"),
     Column("unbalanceable", bool, "no neutral composition keeps every element at or above the threshold"),
     Column("balance_iterations", np.int64, "MH rounds the row took (0 for other methods)"),
     Column("balance_skipped", bool, "more than 8 elements (the most of any MP composition): left as "

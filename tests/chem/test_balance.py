@@ -5,10 +5,19 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from pymatgen.core import Composition, Element
 
 from stoichgen.chem.balance import _grid_feasible, balance_valence, exact_balance, metropolis_hastings
-from stoichgen.chem.composition import Vocabulary, composition_to_fractions, parse_formula
+from stoichgen.chem.composition import (
+    Vocabulary,
+    composition_to_fractions,
+    fraction_dicts,
+    integer_formula,
+    parse_formula,
+    threshold_fractions,
+)
 from stoichgen.chem.oxidation import (
+    affordable_rows,
     assignment_set,
     can_neutralise,
     charge_neutral,
@@ -344,6 +353,96 @@ def test_exact_flags_impossible_rows():
     assert result.unbalanceable.tolist() == [True, False, False]
     np.testing.assert_array_equal(result.x[:2], x[:2])
     np.testing.assert_allclose(result.x[2], rows("NaCl")[0])
+
+
+# The bundled model's 89 elements (Generator.default().vocabulary): H to Pu but Po, At, Rn, Fr and Ra.
+MODEL_VOCAB = Vocabulary(tuple(Element.from_Z(z).symbol for z in range(1, 95) if not 84 <= z <= 88))
+
+
+def pymatgen_neutral(formula: str, table: str, target: int = 0) -> bool:
+    """pymatgen's own check with a table's states (README): ``Composition.oxi_state_guesses``."""
+    comp = Composition(formula)
+    if table == "all":
+        return bool(comp.oxi_state_guesses(all_oxi_states=True, target_charge=target))
+    if table == "icsd":
+        return bool(comp.oxi_state_guesses(target_charge=target))
+    common = {el.symbol: el.common_oxidation_states for el in comp}
+    return bool(comp.oxi_state_guesses(oxi_states_override=common, target_charge=target))
+
+
+@pytest.mark.parametrize("table", ["common", "icsd", "all"])
+def test_tables_are_pymatgens_own_check(table):
+    # Probed with one F- (Cs+ for F itself): pymatgen calls any single element neutral, and with one atom
+    # of each element its mixed valences cannot hide a missing state.
+    for symbol in MODEL_VOCAB.symbols:
+        partner, charge = ("Cs", 1) if symbol == "F" else ("F", -1)
+        seen = tuple(s for s in range(-8, 9) if pymatgen_neutral(symbol + partner, table, s + charge))
+        assert oxidation_states(symbol, table) == seen, symbol
+
+
+def big_neutral_rows(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Primitive formulas of 40-120 atoms, neutral as integers for common states: within tol of neutral
+    as fractions, far above max_atoms as formula units."""
+    out: list[np.ndarray] = []
+    symbols = [s for s in MODEL_VOCAB.symbols if oxidation_states(s)]
+    while len(out) < n:
+        elements = list(rng.choice(symbols, size=int(rng.integers(2, 5)), replace=False))
+        v = [int(rng.choice(oxidation_states(e))) for e in elements]
+        counts = [int(c) for c in rng.integers(1, 31, size=len(elements) - 1)]
+        last, rest = v[-1], -sum(c * s for c, s in zip(counts, v, strict=False))
+        if last == 0 or rest % last or rest // last < 1:
+            continue
+        counts.append(rest // last)
+        total = sum(counts)
+        if not 40 <= total <= 120 or np.gcd.reduce(counts) != 1 or min(counts) / total < 0.035:
+            continue
+        out.append(fractions(MODEL_VOCAB, **{e: c / total for e, c in zip(elements, counts, strict=True)}))
+    return out
+
+
+def realistic_batch(seed: int = 11, n_random: int = 240, n_big: int = 60) -> np.ndarray:
+    """Generated-looking rows over the model's elements: random fractions over 1-8 random elements (Xe in
+    every sixth), big formulas neutral within tol (half nudged by 1e-5, still within tol), and exact small
+    neutral formulas."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n_random, len(MODEL_VOCAB)))
+    for i, row in enumerate(x):
+        k = int(rng.choice(np.arange(1, 9), p=[0.05, 0.25, 0.25, 0.15, 0.1, 0.1, 0.05, 0.05]))
+        cols = rng.choice(len(MODEL_VOCAB), size=k, replace=False)
+        if i % 6 == 0 and MODEL_VOCAB.index("Xe") not in cols:
+            cols[0] = MODEL_VOCAB.index("Xe")
+        row[cols] = rng.dirichlet(np.full(k, 2.0))
+    big = np.array(big_neutral_rows(rng, n_big))
+    big[::2] += 1e-5 * rng.random(big[::2].shape) * (big[::2] > 0)
+    small = rows("NaCl", "Fe2O3", "XeF2", "Li3PO4", vocab=MODEL_VOCAB)
+    x = np.vstack([x, big, small])
+    return x / x.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("table", ["common", "icsd", "all"])
+def test_exact_neutral_rows_pass_pymatgens_check(table):
+    """Every row exact balancing calls neutral is a reduced formula of at most max_atoms atoms that
+    pymatgen's own check for the table finds neutral; the output's formula is that of its fractions."""
+    max_atoms = 20 if table != "all" else 12  # pymatgen's check tries every state per site: "all" is slow
+    x = realistic_batch()
+    x = x[affordable_rows(threshold_fractions(x) > 0, MODEL_VOCAB, table)]  # as the paper method does
+    result = exact_balance(x, MODEL_VOCAB, oxidation=table, max_atoms=max_atoms)
+    assert result.charge_neutral.mean() > 0.5
+    assert not (result.charge_neutral & result.unbalanceable).any()
+    checked: dict[str, bool] = {}
+    for row in result.x[result.charge_neutral]:
+        formula = integer_formula(fraction_dicts(row[None], MODEL_VOCAB.symbols)[0])
+        comp = Composition(formula)
+        assert comp.num_atoms <= max_atoms, formula
+        np.testing.assert_allclose(
+            [row[MODEL_VOCAB.index(el.symbol)] for el in comp], [comp.get_atomic_fraction(el) for el in comp]
+        )
+        if formula not in checked:
+            checked[formula] = pymatgen_neutral(formula, table)
+        assert checked[formula], (formula, table)
+    # exact small neutral formulas stay as they are
+    np.testing.assert_allclose(result.x[-4:], x[-4:], atol=1e-12)
+    assert result.charge_neutral[-4:].tolist() == [True, True, table != "all", True]  # "all": no Xe states
 
 
 # ---------------------------------------------------------------------------------------------------------

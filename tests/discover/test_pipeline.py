@@ -99,6 +99,22 @@ def test_exact_balancing_returns_only_neutral_rows(gen, constraint):
     assert df["charge_neutral"].all() and (df["valence"] < 1e-3).all()
 
 
+def test_exact_calls_neutral_only_small_exact_formulas(gen):
+    # Both rows are neutral as integers, but as formula units of 24 and 40 atoms: the first moves to one
+    # of at most 20 atoms; the second has 9 elements, more than generation balances, so it is only
+    # measured, and within tol is not exact.
+    big = {"Na": 11 / 24, "Al": 3 / 24, "O": 10 / 24}
+    counts = {"Li": 7, "Na": 5, "Rb": 3, "Cs": 3, "Mg": 4, "F": 6, "Cl": 4, "O": 4, "S": 4}
+    nine = {symbol: count / 40 for symbol, count in counts.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenerateWarning)  # the 9-element row is not balanced
+        df = replay(gen, [big, nine]).generate(-2.0, n=2, balance="exact", method="paper")
+    assert df["valence_raw"].max() < 1e-12
+    assert df["charge_neutral"].tolist() == [True, False]
+    assert df["balance_skipped"].tolist() == [False, True]
+    assert parse_formula(df["formula"].iloc[0]).num_atoms <= 20
+
+
 def test_known_training_composition_is_not_novel_and_is_its_own_nearest(gen):
     reference = gen.reference
     row = 5

@@ -100,11 +100,19 @@ class _BalanceInput:
     todo: np.ndarray  # feasible and not neutral yet
 
     def result(
-        self, x: np.ndarray, iterations: np.ndarray, method: Method, oxidation: OxidationTable, tol: float
+        self,
+        x: np.ndarray,
+        iterations: np.ndarray,
+        method: Method,
+        oxidation: OxidationTable,
+        tol: float,
+        neutral: np.ndarray | None = None,
     ) -> BalanceResult:
+        """``neutral``: which rows are charge neutral, where not ``valence < tol`` (exact balancing)."""
         after = layout_valence(x, self.layout)  # balancing keeps every element, so the layout still applies
-        with np.errstate(invalid="ignore"):
-            neutral = after < tol
+        if neutral is None:
+            with np.errstate(invalid="ignore"):
+                neutral = after < tol
         return BalanceResult(x, self.raw, after, neutral, ~self.feasible, iterations, method, oxidation)
 
 
@@ -392,11 +400,17 @@ def exact_balance(
     The candidate nearest in atomic-fraction space (Euclidean; first in enumeration order on ties)
     replaces the row. Candidates are enumerated exhaustively, once per oxidation-state signature and
     bounds (cached), so a returned row is neutral by construction; rows without a candidate keep their
-    fractions and come back with ``charge_neutral`` False. Rows already neutral within ``tol`` are kept.
+    fractions and come back with ``charge_neutral`` False, whatever their valence. Rows neutral within
+    ``tol`` move too, unless they already are such a formula (their own nearest candidate): within
+    ``tol`` a row can still be an 80-atom formula unit, or not neutral at all as integers.
+    ``charge_neutral`` is True exactly for the rows that are a candidate.
 
     >>> vocab = Vocabulary(("O", "Fe"))
     >>> exact_balance(np.array([[0.58, 0.42]]), vocab).x.round(3).tolist()  # Fe0.42O0.58 -> Fe2O3
     [[0.6, 0.4]]
+    >>> result = exact_balance(np.array([[0.6001, 0.3999]]), vocab)  # within tol, but Fe3999O6001
+    >>> float(result.valence_raw[0].round(4)), result.x.round(3).tolist()
+    (0.0005, [[0.6, 0.4]])
     """
     if max_atoms < 1 or (max_count is not None and max_count < 1):
         raise InputError(f"max_atoms and max_count must be >= 1, got {max_atoms}, {max_count}")
@@ -408,11 +422,15 @@ def exact_balance(
     limit = max_atoms if max_count is None else min(max_count, max_atoms)
     prep = _balance_input(x, vocab, threshold, oxidation, tol)
     layout, out = prep.layout, prep.kept.copy()
-    for index in np.unique(layout.set_of_row[prep.todo]):
+    exact = np.zeros(len(out), dtype=bool)
+    # Every feasible row, not only those beyond tol: "exact" is a small integer formula neutral as
+    # integers, which a row within tol need not be. An exact row is its own nearest candidate and stays.
+    for index in np.unique(layout.set_of_row[prep.feasible]):
         candidates = _neutral_fractions(layout.sets[index], limit, max_atoms, threshold)
         if not len(candidates):
             continue
-        rows = np.flatnonzero(prep.todo & (layout.set_of_row == index))
+        rows = np.flatnonzero(prep.feasible & (layout.set_of_row == index))
+        exact[rows] = True
         cols = list(layout.set_cols[index])
         target = prep.kept[rows[:, None], cols]
         step = max(1, CHUNK // len(candidates))
@@ -421,7 +439,7 @@ def exact_balance(
             # |t - c|^2 up to the row constant |t|^2, which does not change the argmin
             distance = (candidates**2).sum(axis=1) - 2.0 * target[part] @ candidates.T
             out[rows[part][:, None], cols] = candidates[np.argmin(distance, axis=1)]
-    return prep.result(out, np.zeros(len(out), dtype=int), "exact", oxidation, tol)
+    return prep.result(out, np.zeros(len(out), dtype=int), "exact", oxidation, tol, neutral=exact)
 
 
 # ----------------------------------------------------------------------------------------------------------

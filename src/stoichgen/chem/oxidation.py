@@ -4,7 +4,11 @@ min_v |v^T x| for batches of compositions.
 The valence of a fraction vector x over the elements it contains is min_v |v^T x|, the minimum over
 assignments v of one oxidation state per element; the paper's target pi(x) = max_v exp(-(v^T x)^2)
 (eq. 4) is exp(-valence^2). A row is charge neutral when its valence is below ``tol``. Oxidation states
-come from pymatgen (``common``, ``all`` or ``icsd`` tables).
+come from pymatgen, each table the one its own check ``Composition.oxi_state_guesses`` uses:
+``common`` is ``Element.common_oxidation_states`` (checked with ``oxi_states_override`` set to them),
+``all`` is ``Element.oxidation_states`` (``all_oxi_states=True``) and ``icsd`` is
+``Element.icsd_oxidation_states``, or the common states where pymatgen's ICSD table has none (Xe, Au, Pt,
+...), as ``oxi_state_guesses()`` does by default.
 
 >>> vocab = Vocabulary(("O", "Na", "Cl", "Fe"))
 >>> x = np.array([[0.0, 0.5, 0.5, 0.0], [0.6, 0.0, 0.0, 0.4], [0.0, 1 / 3, 2 / 3, 0.0]])
@@ -65,11 +69,20 @@ def oxidation_states(symbol: str, table: OxidationTable = "common") -> tuple[int
 
     >>> oxidation_states("Fe"), oxidation_states("Fe", "all")[:3], oxidation_states("He")
     ((2, 3), (-2, -1, 1), ())
+    >>> oxidation_states("Xe", "icsd")  # none in pymatgen's ICSD table: its common ones, as oxi_state_guesses
+    (2, 4, 6)
     """
     attribute = check_table(table)
     if not isinstance(symbol, str) or not Element.is_valid_symbol(symbol):
         raise FormulaError(f"unknown element symbol {symbol!r}")
-    return tuple(sorted({int(state) for state in getattr(Element(symbol), attribute)}))
+    element = Element(symbol)
+    states = getattr(element, attribute)
+    if table == "icsd" and not states:
+        # oxi_state_guesses() falls back to the common states where the ICSD table has none (Xe, Kr, Au,
+        # Pt, Os, Tc, actinides): without the same fallback, XeF2 would be neutral by pymatgen's check
+        # and unbalanceable here.
+        states = element.common_oxidation_states
+    return tuple(sorted({int(state) for state in states}))
 
 
 States = tuple[tuple[int, ...], ...]  # oxidation states of each element of a set, in vocabulary order

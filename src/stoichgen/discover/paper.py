@@ -231,6 +231,10 @@ class PaperMethod:
                 )
                 for name in _BALANCE_FIELDS[:-1]:
                     fields[name][rows] = getattr(result, name)
+        if options["method"] == "exact":
+            # Only measured, these rows are neutral within tol at best, not the exact small formula
+            # that "exact" promises.
+            fields["charge_neutral"] &= ~fields["balance_skipped"]
         return fields
 
     # -- annotation ------------------------------------------------------------------------------------
