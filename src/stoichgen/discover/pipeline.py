@@ -129,7 +129,10 @@ class Generator:
         the bundled models), and the user's reference when one was given. A row is ``novel`` when its
         formula is not among them (cached)."""
         if self._known is None:
-            known = set(self.sampler.record.load_data().frame["reduced_formula"])
+            known = set(self.reference.formulas)
+            record = getattr(self.sampler, "record", None)
+            if hasattr(record, "load_data"):  # a sampler without a run (a replay) knows only its reference
+                known |= set(record.load_data().frame["reduced_formula"])
             if self.hull_given:
                 known |= self._hull.reduced_formulas()
             self._known = frozenset(known)
