@@ -99,6 +99,9 @@ BAD_INPUTS = [
     ({"require": ["O"], "exclude": ["O"]}, "exclude", "contradictory constraints"),
     ({"elements": ["Li", "Fe"], "require": ["O"]}, "require", "contradictory constraints"),
     ({"require": ["Li", "Fe", "O"], "max_elements": 2}, "max_elements", "contradictory constraints"),
+    # issue 25, row 2: minutes of search (and memory) on a server; the command line allows more
+    ({"max_elements": 9}, "max_elements", "less than or equal to 6"),
+    ({"target": [-3, -2, -1], "n": 50, "max_elements": 7}, "max_elements", "less than or equal to 6"),
     ({"elements": ["Og"]}, "elements", "not in the model's vocabulary"),
     ({"n": 0}, "n", "greater than or equal to 1"),
     ({"n": MAX_REQUEST_ROWS + 1}, "n", f"less than or equal to {MAX_REQUEST_ROWS}"),

@@ -59,9 +59,10 @@ MAX_TARGETS = 10
 MAX_BODY_BYTES = 16 * 1024  # a request is a few hundred bytes; anything near this is not the page's
 QUEUE_LIMIT = 32  # requests waiting for the worker; more are told to come back (503)
 TIME_LIMIT_S = 120.0  # per request, queue included
-# where the page allows less than the Python API: the paper method's MH iterations (the authors' value)
-# and redraw rounds, so that one request stays seconds of work
-WEB_LIMITS = {"max_iterations": 10_000, "max_rounds": 20}
+# where the page allows less than the Python API: the paper method's MH iterations (the authors' value),
+# redraw rounds and elements per candidate, so that one request stays seconds of work (guided, n=3,
+# target -2: max_elements 6 takes 10 s, 7 takes 45 s on 2 cores; the command line allows more)
+WEB_LIMITS = {"max_iterations": 10_000, "max_rounds": 20, "max_elements": 6}
 STATIC = Path(str(resources.files("stoichgen") / "web" / "static"))
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
