@@ -298,7 +298,7 @@ def test_a_target_range_instead_of_a_target(app, client):
 
 
 def test_running_out_of_memory_is_a_503_with_json(monkeypatch):
-    """Issue 25, row 2: a request that ran out of memory (max_elements 9, several targets on a capped
+    """Issue 25, row 2: a request that ran out of memory (several targets on a capped
     server) was an HTTP 500 in plain text. Now a 503 saying what to change; the server answers on."""
     import numpy as np
 
@@ -309,7 +309,7 @@ def test_running_out_of_memory_is_a_503_with_json(monkeypatch):
 
     fresh = TestClient(create_app(), raise_server_exceptions=False)
     monkeypatch.setattr(Generator, "generate", exhausted)
-    for body in ({"target": -2, "n": 3, "max_elements": 9}, {"target": [-3, -2, -1], "n": 50}):
+    for body in ({"target": -2, "n": 3, "max_elements": 6}, {"target": [-3, -2, -1], "n": 50}):
         answer = _post(fresh, **body)
         assert answer.status_code == 503 and "not enough memory" in answer.json()["error"], answer.text
     monkeypatch.undo()
