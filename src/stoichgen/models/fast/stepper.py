@@ -7,6 +7,7 @@ Used by training only. ``tests/models/test_fast.py`` checks that a few steps equ
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -81,6 +82,36 @@ def adam_update(
     m_hat = m / (1 - b1**t)
     v_hat = v / (1 - b2**t)
     return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
+
+
+def adam_scalars(step: int, lr: float, betas: tuple[float, float]) -> tuple[float, float]:
+    """``torch.optim.Adam``'s step size ``lr / (1 - b1**t)`` and ``sqrt(1 - b2**t)`` for 0-based ``step``,
+    in float64 before any kernel: computed inside a compiled update they would be recomputed (a ``pow``)
+    for every vector of every weight.
+
+    >>> adam_scalars(0, 1e-3, (0.9, 0.999))
+    (0.010000000000000002, 0.031622776601683805)
+    """
+    t = step + 1
+    return lr / (1 - betas[0] ** t), math.sqrt(1 - betas[1] ** t)
+
+
+def adam_update_scaled(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    step_size: torch.Tensor,
+    bias2_sqrt: torch.Tensor,
+    betas: tuple[float, float],
+    eps: float = 1e-8,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of Adam in ``torch.optim.Adam``'s own arithmetic, functional, with ``adam_scalars``'
+    two numbers as 0-dim tensors (so that a compiled update need not be recompiled per step)."""
+    b1, b2 = betas
+    m = b1 * m + (1 - b1) * grad
+    v = b2 * v + (1 - b2) * grad * grad
+    return param - step_size * m / (v.sqrt() / bias2_sqrt + eps), m, v
 
 
 class GANStepper:

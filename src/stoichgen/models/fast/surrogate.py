@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 from torch.func import grad
 
-from stoichgen.models.fast.stepper import StepGraph, adam_update
+from stoichgen.models.fast.stepper import StepGraph, adam_scalars, adam_update_scaled
 from stoichgen.models.layers import linears
 from stoichgen.models.surrogate import SurrogateEnsemble
 
@@ -72,11 +72,12 @@ def ensemble_loss(
         outs = []
         for k in range(x.shape[0]):
             h = x[k]  # (B, D)
-            for i in range(n_layers):
-                h = torch.addmm(params[2 * i + 1][k], h, params[2 * i][k].t())  # (B, out)
-                if i < n_layers - 1:
-                    h = h.relu()
-            outs.append(h)
+            for i in range(n_layers - 1):
+                h = torch.addmm(params[2 * i + 1][k], h, params[2 * i][k].t()).relu()  # (B, out)
+            # the one-output layer as a fused product and sum: its three matrix-vector products (forward,
+            # and two in the backward pass) cost a library call each, more than their arithmetic
+            w, b = params[-2][k], params[-1][k]  # (1, H), (1,)
+            outs.append((h * w).sum(-1, keepdim=True) + b)  # (B, 1)
         out = torch.stack(outs)  # (K, B, 1)
     per_member = (out - y).square().mean(dim=(1, 2))  # (K,)
     return per_member.sum(), per_member.mean().detach()
@@ -101,13 +102,14 @@ class SurrogateStepper:
         if options.compile:
             self.step_fn = torch.compile(self._step, options={"cpp_wrapper": device.type == "cpu"})
 
-    def _step(self, params, m, v, t, lr, x, y, rows):
-        """One Adam step: x (N, D), y (N, 1) the training data, rows (K, B) each member's batch."""
+    def _step(self, params, m, v, step_size, bias2_sqrt, x, y, rows):
+        """One Adam step (``adam_scalars``' two numbers as 0-dim tensors): x (N, D), y (N, 1) the training
+        data, rows (K, B) each member's batch."""
         xb, yb = x[rows], y[rows]  # (K, B, D), (K, B, 1)
         grads, (loss, mse) = grad(self._loss, has_aux=True)(params, xb, yb)
         new_params, new_m, new_v = [], [], []
         for p, g, m_, v_ in zip(params, grads, m, v, strict=True):
-            p, m_, v_ = adam_update(p, g, m_, v_, t, lr, self.options.betas)
+            p, m_, v_ = adam_update_scaled(p, g, m_, v_, step_size, bias2_sqrt, self.options.betas)
             new_params.append(p)
             new_m.append(m_)
             new_v.append(v_)
@@ -121,11 +123,14 @@ class SurrogateStepper:
         self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, step: int
     ) -> dict[str, torch.Tensor]:
         """Optimiser step ``step`` (0-based) on rows (K, B) of x (N, D), y (N, 1); the logged terms."""
-        scalars = {"dtype": self.params[0].dtype, "device": x.device}
-        t = torch.tensor(float(step + 1), **scalars)
-        lr = torch.tensor(self.options.lr, **scalars)
-        self.params, self.m, self.v, logs = self.step_fn(self.params, self.m, self.v, t, lr, x, y, rows)
+        scalars = torch.tensor(self._scalars(step), dtype=self.params[0].dtype).to(x.device)  # (2,)
+        self.params, self.m, self.v, logs = self.step_fn(
+            self.params, self.m, self.v, scalars[0], scalars[1], x, y, rows
+        )
         return logs
+
+    def _scalars(self, step: int) -> tuple[float, float]:
+        return adam_scalars(step, self.options.lr, self.options.betas)
 
     def graph_steps(self, log_every: int) -> int:
         """Steps per captured CUDA graph (``steps``): 1 (no graph) on a CPU or without ``compile``; else
@@ -141,8 +146,8 @@ class SurrogateStepper:
         (``stepper.StepGraph``); each logged term as (S,)."""
         n = len(rows)
         scalars = torch.tensor(
-            [[float(step + i + 1), self.options.lr] for i in range(n)], dtype=self.params[0].dtype
-        ).to(x.device)  # (S, 2): t, lr
+            [self._scalars(step + i) for i in range(n)], dtype=self.params[0].dtype
+        ).to(x.device)  # (S, 2): adam_scalars of each step
         if not capture or x.device.type != "cuda":
             return self._run_steps(x, y, rows, scalars)
         if n not in self._graphs:
@@ -153,9 +158,9 @@ class SurrogateStepper:
     def _run_steps(self, x, y, rows, scalars) -> dict[str, torch.Tensor]:
         logs = []
         for i in range(len(rows)):
-            t, lr = scalars[i]  # 0-dim views of (S, 2)
+            step_size, bias2_sqrt = scalars[i]  # 0-dim views of (S, 2)
             self.params, self.m, self.v, entry = self.step_fn(
-                self.params, self.m, self.v, t, lr, x, y, rows[i]
+                self.params, self.m, self.v, step_size, bias2_sqrt, x, y, rows[i]
             )
             logs.append(entry)
         return {k: torch.stack([entry[k] for entry in logs]) for k in logs[0]}  # (S,) each
