@@ -5,10 +5,10 @@ Used by training only. ``SurrogateEnsemble.loss`` with ``torch.optim.Adam`` is t
 
 Each layer's weights of the K members are one tensor (K, out, in), so the whole update (K forward and
 backward passes, Adam on every weight) is one pure function that ``torch.compile`` fuses: the eager
-ensemble spends most of its time in the Python of 5 x 3 small layers and 30 Adam parameters. The
-members' products stay separate matrix products on a CPU (a (K, B, D) ``bmm`` with two threads is
-several times slower there than K plain ones) and are one ``bmm`` on a GPU (fewer kernel launches),
-where ``SurrogateStepper.steps`` also replays 50 steps at a time as one CUDA graph.
+ensemble spends most of its time in the Python of 5 x 3 small layers and 30 Adam parameters. Each
+layer's K products are one ``bmm``: ATen runs a ``bmm``'s batch entries on separate threads, which
+plain products of this size (one core each in MKL) do not; on a GPU it is fewer kernel launches, and
+``SurrogateStepper.steps`` also replays 50 steps at a time as one CUDA graph.
 
 >>> from stoichgen.models.surrogate import SurrogateConfig, SurrogateEnsemble
 >>> net = SurrogateEnsemble(SurrogateConfig(x_dim=6, hidden=(4,), members=3))
@@ -56,30 +56,17 @@ def member_parameter_index(net: SurrogateEnsemble) -> list[tuple[int, int]]:
 
 
 def ensemble_loss(
-    params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, batched: bool
+    params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over members of each member's MSE on its own batch, and the members' mean MSE:
     ``SurrogateEnsemble.loss`` on stacked weights. x (K, B, D), y (K, B, 1)."""
     n_layers = len(params) // 2
-    if batched:  # one bmm per layer for all members
-        h = x  # (K, B, D)
-        for i in range(n_layers):
-            h = torch.baddbmm(params[2 * i + 1].unsqueeze(1), h, params[2 * i].transpose(1, 2))  # (K, B, out)
-            if i < n_layers - 1:
-                h = h.relu()
-        out = h  # (K, B, 1)
-    else:  # K plain matrix products per layer
-        outs = []
-        for k in range(x.shape[0]):
-            h = x[k]  # (B, D)
-            for i in range(n_layers - 1):
-                h = torch.addmm(params[2 * i + 1][k], h, params[2 * i][k].t()).relu()  # (B, out)
-            # the one-output layer as a fused product and sum: its three matrix-vector products (forward,
-            # and two in the backward pass) cost a library call each, more than their arithmetic
-            w, b = params[-2][k], params[-1][k]  # (1, H), (1,)
-            outs.append((h * w).sum(-1, keepdim=True) + b)  # (B, 1)
-        out = torch.stack(outs)  # (K, B, 1)
-    per_member = (out - y).square().mean(dim=(1, 2))  # (K,)
+    h = x  # (K, B, D)
+    for i in range(n_layers):
+        h = torch.baddbmm(params[2 * i + 1].unsqueeze(1), h, params[2 * i].transpose(1, 2))  # (K, B, out)
+        if i < n_layers - 1:
+            h = h.relu()
+    per_member = (h - y).square().mean(dim=(1, 2))  # (K,)
     return per_member.sum(), per_member.mean().detach()
 
 
@@ -96,7 +83,6 @@ class SurrogateStepper:
         self.params = [p.to(device) for p in stack_members(net)]
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.batched = device.type != "cpu"
         self.step_fn: Callable = self._step
         self._graphs: dict[int, StepGraph] = {}  # captured CUDA graphs by steps per graph
         if options.compile:
@@ -116,7 +102,7 @@ class SurrogateStepper:
         return new_params, new_m, new_v, {"loss": loss, "mse": mse}
 
     def _loss(self, params, xb, yb):
-        loss, mse = ensemble_loss(params, xb, yb, self.batched)
+        loss, mse = ensemble_loss(params, xb, yb)
         return loss, (loss.detach(), mse)
 
     def step(
@@ -145,9 +131,9 @@ class SurrogateStepper:
         """Steps ``step``, ``step + 1``, ... on rows (S, K, B), as one CUDA graph on a GPU
         (``stepper.StepGraph``); each logged term as (S,)."""
         n = len(rows)
-        scalars = torch.tensor(
-            [self._scalars(step + i) for i in range(n)], dtype=self.params[0].dtype
-        ).to(x.device)  # (S, 2): adam_scalars of each step
+        scalars = torch.tensor([self._scalars(step + i) for i in range(n)], dtype=self.params[0].dtype).to(
+            x.device
+        )  # (S, 2): adam_scalars of each step
         if not capture or x.device.type != "cuda":
             return self._run_steps(x, y, rows, scalars)
         if n not in self._graphs:
