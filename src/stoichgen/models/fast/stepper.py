@@ -112,9 +112,9 @@ def adam_update_scaled(
     Moments below the smallest normal float become 0. The first moment of a weight whose gradient
     stays 0 (a column of an element no batch holds) shrinks by b1 each step into subnormal numbers
     within a thousand steps, and arithmetic on those takes an x86 core about a hundred times longer;
-    a quarter of the surrogate's moments are there after 3,000 steps. What they would add to a
-    weight is below 1e-30 a step, under float32's resolution of any weight, so the weights do not
-    change.
+    a quarter of the surrogate's first moments are there after 3,000 steps. What they would add to a
+    weight is below 1e-30 a step, far under float32's resolution of the weights (about 1e-8 for a
+    weight of 0.1), so the weights do not change.
 
     >>> m = torch.tensor([1e-38, 1.0])
     >>> p, m, v = adam_update_scaled(torch.ones(2), torch.zeros(2), m, torch.ones(2), torch.tensor(1e-3),
