@@ -8,7 +8,7 @@ import torch
 from stoichgen.models import CondGAN, CondGANConfig
 from stoichgen.models.cgan import textbook_update
 from stoichgen.models.fast import gan as fast
-from stoichgen.models.fast.stepper import GANStepper
+from stoichgen.models.fast.stepper import GANStepper, adam_update
 from stoichgen.options import make_options
 
 
@@ -169,3 +169,28 @@ def test_captured_graph_steps_equal_eager_steps_on_cuda():
     assert len(graphed._graphs) == 1 and logs["gp"].shape == (4,)
     for a, b in zip(eager.state(), graphed.state(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_adam_update_flushes_subnormal_moments_and_moves_weights_as_torch_adam():
+    """A weight with no gradient whose moments are subnormal: ``adam_update`` sets them to 0 where
+    ``torch.optim.Adam`` keeps them, and both leave the weights where they were."""
+    betas, t = (0.9, 0.999), 40
+    param = torch.tensor([0.1, -0.2, 0.3])
+    grad = torch.tensor([0.0, 0.0, 1e-3])
+    m, v = torch.tensor([1e-38, -1e-38, 1e-3]), torch.tensor([1e-39, 1e-39, 1e-6])
+    reference = param.clone().requires_grad_()
+    optimizer = torch.optim.Adam([reference], lr=1e-3, betas=betas)
+    optimizer.state[reference] = {
+        "step": torch.tensor(float(t - 1)),
+        "exp_avg": m.clone(),
+        "exp_avg_sq": v.clone(),
+    }
+    reference.grad = grad.clone()
+    optimizer.step()
+    new, new_m, new_v = adam_update(param, grad, m, v, torch.tensor(float(t)), torch.tensor(1e-3), betas)
+    tiny = torch.finfo(torch.float32).tiny
+    kept = optimizer.state[reference]["exp_avg"]
+    assert (kept[:2] != 0).all() and (kept[:2].abs() < tiny).all()  # the reference's stay subnormal
+    assert new_m[:2].tolist() == [0.0, 0.0] and new_v[:2].tolist() == [0.0, 0.0]
+    assert torch.equal(new[:2], param[:2])
+    torch.testing.assert_close(new, reference.detach(), rtol=1e-6, atol=0)

@@ -75,10 +75,11 @@ def adam_update(
     betas: tuple[float, float],
     eps: float = 1e-8,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of Adam (as ``torch.optim.Adam``), functional; ``t`` is the 1-based step number."""
+    """One step of Adam (as ``torch.optim.Adam``), functional; ``t`` is the 1-based step number.
+    Subnormal moments become 0 (``flush_subnormal``)."""
     b1, b2 = betas
-    m = b1 * m + (1 - b1) * grad
-    v = b2 * v + (1 - b2) * grad * grad
+    m = flush_subnormal(b1 * m + (1 - b1) * grad)
+    v = flush_subnormal(b2 * v + (1 - b2) * grad * grad)
     m_hat = m / (1 - b1**t)
     v_hat = v / (1 - b2**t)
     return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
@@ -108,27 +109,29 @@ def adam_update_scaled(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of Adam in ``torch.optim.Adam``'s own arithmetic, functional, with ``adam_scalars``'
     two numbers as 0-dim tensors (so that a compiled update need not be recompiled per step).
-
-    Moments below the smallest normal float become 0. The first moment of a weight whose gradient
-    stays 0 (a column of an element no batch holds) shrinks by b1 each step into subnormal numbers
-    within a thousand steps, and arithmetic on those takes an x86 core about a hundred times longer;
-    a quarter of the surrogate's first moments are there after 3,000 steps. What they would add to a
-    weight is below 1e-30 a step, far under float32's resolution of the weights (about 1e-8 for a
-    weight of 0.1), so the weights do not change.
-
-    >>> m = torch.tensor([1e-38, 1.0])
-    >>> p, m, v = adam_update_scaled(torch.ones(2), torch.zeros(2), m, torch.ones(2), torch.tensor(1e-3),
-    ...                              torch.tensor(1.0), (0.9, 0.999))
-    >>> m.tolist()
-    [0.0, 0.8999999761581421]
-    """
+    Subnormal moments become 0 (``flush_subnormal``)."""
     b1, b2 = betas
-    tiny = torch.finfo(m.dtype).tiny
-    m = b1 * m + (1 - b1) * grad
-    v = b2 * v + (1 - b2) * grad * grad
-    m = torch.where(m.abs() < tiny, 0.0, m)
-    v = torch.where(v < tiny, 0.0, v)
+    m = flush_subnormal(b1 * m + (1 - b1) * grad)
+    v = flush_subnormal(b2 * v + (1 - b2) * grad * grad)
     return param - step_size * m / (v.sqrt() / bias2_sqrt + eps), m, v
+
+
+def flush_subnormal(moment: torch.Tensor) -> torch.Tensor:
+    """``moment`` with its subnormal entries (below the smallest normal float) set to 0.
+
+    Adam's moments of a weight whose gradient stays 0 (a first-layer column of an element no batch
+    holds) shrink by b1 or b2 each step into subnormal numbers, and squared tiny gradients land there
+    directly; arithmetic on them takes an x86 core about a hundred times longer. After 3,000 steps a
+    quarter of the surrogate's first moments and a seventh of the CondGAN critic's second moments were
+    subnormal. What such a moment adds to a weight is below 1e-30 a step, far under float32's
+    resolution of the weights (about 1e-8 for a weight of 0.1), so the weights do not change.
+    ``torch.set_flush_denormal`` would not do: it sets the calling thread only, not the threads that
+    run a compiled kernel.
+
+    >>> flush_subnormal(torch.tensor([1e-39, -1e-39, 1e-30, 0.5])).tolist()
+    [0.0, 0.0, 1.0000000031710769e-30, 0.5]
+    """
+    return torch.where(moment.abs() < torch.finfo(moment.dtype).tiny, 0.0, moment)
 
 
 class GANStepper:
